@@ -1,0 +1,208 @@
+"""DeepRes networks (Keras 3, TensorFlow backend; imported lazily).
+
+* ``paper``: the published net, one unit-norm 13³ box → resolution (reference; loads Xmipp's
+  Keras-2 HDF5 files ``model_w13.h5`` / ``model_w7.h5``).
+* ``dense``: the same question answered for every voxel at once. A bias-free ReLU trunk of
+  valid 3³ convolutions (receptive field exactly ``box``³) is positively homogeneous, so dividing
+  its features by the local norm sqrt(box³-sum of x²) equals evaluating each unit-norm box
+  separately; a per-voxel head (1×1×1 convolutions with biases) then gives the resolution.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .volume import InputError
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+SHIPPED = ("standard", "high")
+NORM_EPS = 1e-6
+
+
+@dataclass
+class DenseSpec:
+    """Architecture of a dense model; stored in the model card next to the weights."""
+
+    box: int = 13
+    channels: int = 24
+    last_channels: int = 48
+    head: tuple = (48, 32)
+
+    @property
+    def layers(self) -> int:
+        return (self.box - 1) // 2
+
+    @property
+    def halo(self) -> int:
+        return self.layers
+
+
+@dataclass
+class ModelCard:
+    """What a trained model is for; written as ``<name>.json`` beside ``<name>.weights.h5``."""
+
+    name: str
+    sampling: float
+    res_min: float
+    res_max: float
+    kind: str = "dense"
+    spec: dict = field(default_factory=lambda: asdict(DenseSpec()))
+    extra: dict = field(default_factory=dict)
+
+    def dense_spec(self) -> DenseSpec:
+        d = dict(self.spec)
+        d["head"] = tuple(d.get("head", (48, 32)))
+        return DenseSpec(**d)
+
+
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return keras
+
+
+def _box_sum_layer(keras, box: int):
+    """Sum over a box³ neighbourhood ('valid'), as three separable ones-convolutions."""
+    ops = keras.ops
+
+    class BoxSum(keras.layers.Layer):
+        def call(self, x):
+            k = ops.ones((box, 1, 1, 1, 1), dtype=x.dtype)
+            for kernel in (k, ops.reshape(k, (1, box, 1, 1, 1)), ops.reshape(k, (1, 1, box, 1, 1))):
+                x = ops.conv(x, kernel, padding="valid")
+            return x
+
+    return BoxSum(name="box_sum")
+
+
+def build_dense(spec: DenseSpec, res_init: float = 7.0):
+    """Dense DeepRes model: input (D, H, W, 1) → resolution (D−box+1, H−box+1, W−box+1, 1)."""
+    keras = _keras()
+    L = keras.layers
+    inp = keras.Input((None, None, None, 1), name="map")
+    x = inp
+    for i in range(spec.layers):
+        c = spec.last_channels if i == spec.layers - 1 else spec.channels
+        x = L.Conv3D(c, 3, padding="valid", use_bias=False, activation="relu", name=f"trunk{i}")(x)
+    norm = keras.ops.sqrt(_box_sum_layer(keras, spec.box)(keras.ops.square(inp)) + NORM_EPS ** 2)
+    x = x / norm
+    for i, c in enumerate(spec.head):
+        x = L.Conv3D(c, 1, activation="relu", name=f"head{i}")(x)
+    out = L.Conv3D(1, 1, name="resolution",
+                   bias_initializer=keras.initializers.Constant(res_init))(x)
+    return keras.Model(inp, out, name="deepres_dense")
+
+
+def build_paper(box: int = 13, filters: int = 32, hidden: int = 512, dropout: float = 0.2):
+    """The published DeepRes net: Conv3D(32, box³, same, ReLU) → Dropout → Flatten →
+    Dense(512, ReLU) → Dropout → Dense(1). Input one unit-norm box."""
+    keras = _keras()
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((box, box, box, 1)),
+        L.Conv3D(filters, box, padding="same", activation="relu", name="conv3d_1"),
+        L.Dropout(dropout, name="dropout_1"),
+        L.Flatten(name="flatten_1"),
+        L.Dense(hidden, activation="relu", name="dense_1"),
+        L.Dropout(dropout, name="dropout_2"),
+        L.Dense(1, name="dense_2"),
+    ], name="deepres_paper")
+
+
+def load_xmipp_h5(path: str):
+    """Build the paper net from Xmipp's Keras-2 HDF5 file (weights read as plain arrays with
+    h5py, nothing deserialised). The box size is read off the first kernel."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            root = h5["model_weights"] if "model_weights" in h5 else h5
+            names = [n.decode() if isinstance(n, bytes) else n
+                     for n in root.attrs.get("layer_names", list(root.keys()))]
+            arrays = []
+            for name in names:
+                g = root[name]
+                wn = [n.decode() if isinstance(n, bytes) else n
+                      for n in g.attrs.get("weight_names", [])]
+                arrays += [np.asarray(g[w]) for w in wn]
+    except (OSError, KeyError) as exc:
+        raise InputError(f"{path} is not a Keras HDF5 DeepRes model ({exc})") from None
+    if len(arrays) != 6 or arrays[0].ndim != 5:
+        raise InputError(f"{path} does not hold the DeepRes paper layout "
+                         f"(conv3d + dense + dense; found {len(arrays)} arrays)")
+    box, filters, hidden = arrays[0].shape[0], arrays[0].shape[-1], arrays[2].shape[1]
+    model = build_paper(box, filters, hidden)
+    try:
+        model.set_weights(arrays)
+    except ValueError as exc:
+        raise InputError(f"{path}: weights do not fit the DeepRes paper net ({exc})") from None
+    return model
+
+
+def unit_norm_boxes(data: np.ndarray, centres: np.ndarray, box: int = 13) -> np.ndarray:
+    """Boxes of size box³ centred on ``centres`` (N, 3 as z, y, x), each scaled to unit L2 norm
+    (zero-padded at the map border)."""
+    h = box // 2
+    padded = np.pad(data, h)
+    off = np.arange(-h, h + 1)
+    z = centres[:, 0, None, None, None] + h + off[None, :, None, None]
+    y = centres[:, 1, None, None, None] + h + off[None, None, :, None]
+    x = centres[:, 2, None, None, None] + h + off[None, None, None, :]
+    boxes = padded[z, y, x].astype(np.float32)
+    norms = np.sqrt((boxes ** 2).sum(axis=(1, 2, 3), keepdims=True) + NORM_EPS ** 2)
+    return (boxes / norms)[..., None]
+
+
+def weights_paths(name_or_path: str) -> tuple[str, str]:
+    """(weights .h5, card .json) for a shipped model name or a user path to either file."""
+    if name_or_path in SHIPPED:
+        base = os.path.join(WEIGHTS_DIR, name_or_path)
+    else:
+        base = name_or_path
+        for suffix in (".weights.h5", ".json"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+    return base + ".weights.h5", base + ".json"
+
+
+def read_card(path: str) -> ModelCard:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            d = json.load(fh)
+        return ModelCard(**{k: d[k] for k in ("name", "sampling", "res_min", "res_max", "kind",
+                                               "spec") if k in d},
+                         extra={k: v for k, v in d.items()
+                                if k not in ("name", "sampling", "res_min", "res_max", "kind",
+                                             "spec")})
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"model card {path} is missing or invalid ({exc})") from None
+
+
+def write_card(path: str, card: ModelCard) -> None:
+    from .volume import atomic_write_text
+
+    d = {"name": card.name, "sampling": card.sampling, "res_min": card.res_min,
+         "res_max": card.res_max, "kind": card.kind, "spec": card.spec, **card.extra}
+    atomic_write_text(path, json.dumps(d, indent=2, default=float) + "\n")
+
+
+def load_dense(name_or_path: str):
+    """(keras model, card) for a shipped model name or a trained model path."""
+    wpath, cpath = weights_paths(name_or_path)
+    if not os.path.isfile(wpath):
+        raise InputError(f"model weights not found: {wpath}")
+    card = read_card(cpath)
+    if card.kind != "dense":
+        raise InputError(f"model {name_or_path} is of kind {card.kind!r}, expected 'dense'")
+    try:
+        model = build_dense(card.dense_spec())
+        model.load_weights(wpath)
+    except Exception as exc:  # h5py/keras raise many types for corrupt or foreign files
+        raise InputError(f"cannot load model weights {wpath} ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    return model, card
