@@ -74,7 +74,8 @@ def resample(data: np.ndarray, sampling: float, new_sampling: float):
     """Fourier resampling (crop or zero-pad) to about ``new_sampling`` Å/px, any box shape.
 
     Voxel 0 stays at the same place in Å; the box length is kept, so the sampling actually
-    reached is length/new_size per axis. Returns (data, reached sampling per axis)."""
+    reached is length/new_size per axis. Returns (data, reached sampling per array axis, i.e.
+    in (z, y, x) order)."""
     new_shape = resampled_shape(data.shape, sampling, new_sampling)
     if new_shape == tuple(data.shape):
         return data.astype(np.float32, copy=True), (sampling,) * 3

@@ -44,6 +44,8 @@ def read_volume(path: str, what: str = "map") -> Volume:
 
     if not os.path.isfile(path):
         raise InputError(f"{what} file not found: {path}")
+    if not _plausible_header(path):
+        raise InputError(f"{what} {path} is not an MRC/CCP4 file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -74,6 +76,30 @@ def read_volume(path: str, what: str = "map") -> Volume:
         raise InputError(f"{what} {path} has anisotropic voxels {vsize} Å; resample it to "
                          "cubic voxels first")
     return Volume(data, vsize[0], origin, nstart, path, extra)
+
+
+def _plausible_header(path: str) -> bool:
+    """Cheap check of the 1024-byte header before mrcfile's permissive reader, which can spend
+    seconds (and GBs) on a non-MRC file's garbage extended-header size: 'MAP' at byte 208,
+    or (old files without it) sane dimensions and mode."""
+    import bz2
+    import gzip
+
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(os.path.splitext(path)[1].lower(), open)
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(1024)
+    except (OSError, EOFError):
+        return False
+    if len(head) < 1024:
+        return False
+    if head[208:211] == b"MAP":
+        return True
+    for order in "<>":
+        nx, ny, nz, mode = np.frombuffer(head[:16], dtype=f"{order}i4")
+        if 0 < min(nx, ny, nz) and max(nx, ny, nz) < 100_000 and mode in (0, 1, 2, 6, 12):
+            return True
+    return False
 
 
 def _to_xyz_order(data: np.ndarray, axes: dict) -> np.ndarray:
