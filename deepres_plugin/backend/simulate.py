@@ -92,6 +92,7 @@ def atom_densities(st, positions, groups, n_groups, shape, sampling, bfactor=0.0
     import gemmi
 
     nz, ny, nx = shape
+    st = st.clone()  # positions, occupancies, B and cell are written below: keep the caller's
     st.cell = gemmi.UnitCell(nx * sampling, ny * sampling, nz * sampling, 90, 90, 90)
     st.spacegroup_hm = "P 1"
     st.setup_cell_images()
@@ -174,7 +175,8 @@ def simulate(st, sampling: float, resolutions, noise: float = 0.0, bfactor: floa
         raise InputError(f"resolution {min(res_list)} Å is beyond Nyquist (2 × {sampling} Å)")
     shape = tuple(shape) if shape is not None else box_for(pos, sampling, padding)
     centre = np.array(shape[::-1]) * sampling / 2.0
-    pos = pos - (pos.max(0) + pos.min(0)) / 2.0 + centre
+    shift = (pos.max(0) + pos.min(0)) / 2.0 - centre  # box coordinate + shift = model coordinate
+    pos = pos - shift
     dens = atom_densities(st, pos, groups, len(res_list), shape, sampling, bfactor)
     vol = filter_groups(dens, sampling, res_list, cosine_width)
     if noise > 0:
@@ -182,4 +184,6 @@ def simulate(st, sampling: float, resolutions, noise: float = 0.0, bfactor: floa
     dist, label = nearest_atom_maps(pos, groups, shape, sampling)
     mask = dist <= mask_radius
     truth = np.where(mask, np.asarray(res_list, np.float32)[label], 0.0).astype(np.float32)
-    return Simulation(vol, truth, mask, sampling, res_list, group_names)
+    # MRC origin (x, y, z Å) that puts the map on the input model (meaningless once rotated)
+    origin = (0.0, 0.0, 0.0) if rotation is not None else tuple(float(v) for v in shift)
+    return Simulation(vol, truth, mask, sampling, res_list, group_names, origin)
