@@ -1,0 +1,301 @@
+"""Training loop for the dense DeepRes model: background sample producer, masked Huber loss in Å,
+cosine-decayed Adam, per-epoch checkpoints with exact resume, validation on `val` structures only,
+history CSV + loss PNG, weights + JSON model card."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import queue
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import models
+from .samples import SampleMaker, SampleRecipe, manifest
+from .volume import InputError, atomic_write_text
+
+log = logging.getLogger(__name__)
+HUBER_DELTA = 1.0
+
+
+@dataclass
+class TrainConfig:
+    name: str = "standard"
+    sampling: float = 1.0
+    res_min: float = 2.5
+    res_max: float = 13.0
+    epochs: int = 20
+    steps_per_epoch: int = 200
+    batch: int = 4
+    patch: int = 48
+    noise_max: float = 0.12
+    clean_fraction: float = 0.25
+    seed: int = 1
+    lr: float = 1e-3
+    channels: int = 24
+    last_channels: int = 48
+    head: tuple = (48, 32)
+    structures: list | None = None  # model files; None = MANIFEST `train` rows
+    val_structures: list | None = None  # None = MANIFEST `val` rows
+    val_maps: int = 12
+    threads: int = 0  # 0 = TensorFlow default
+    command: str = ""
+    extra_recipe: dict = field(default_factory=dict)
+
+    def recipe(self) -> SampleRecipe:
+        return SampleRecipe(sampling=self.sampling, res_min=self.res_min, res_max=self.res_max,
+                            patch=self.patch, noise_max=self.noise_max,
+                            clean_fraction=self.clean_fraction, **self.extra_recipe)
+
+    def spec(self) -> models.DenseSpec:
+        return models.DenseSpec(channels=self.channels, last_channels=self.last_channels,
+                                head=tuple(self.head))
+
+
+def masked_huber(y_true, y_pred):
+    """Huber loss (δ = 1 Å) on voxels with weight y_true[..., 1], averaged over those voxels."""
+    import keras
+
+    ops = keras.ops
+    label, weight = y_true[..., 0], y_true[..., 1]
+    err = ops.abs(y_pred[..., 0] - label)
+    hub = ops.where(err < HUBER_DELTA, 0.5 * err * err, HUBER_DELTA * (err - 0.5 * HUBER_DELTA))
+    return ops.sum(hub * weight) / ops.maximum(ops.sum(weight), 1.0)
+
+
+class _Producer(threading.Thread):
+    """Fills a queue with shuffled batches; seeded per epoch so a resumed run sees the same data."""
+
+    def __init__(self, maker: SampleMaker, cfg: TrainConfig, epoch: int):
+        super().__init__(daemon=True)
+        self.maker, self.cfg = maker, cfg
+        self.rng = np.random.default_rng([cfg.seed, epoch])
+        self.q: queue.Queue = queue.Queue(maxsize=64)
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                x, y = self.maker.job(self.rng)
+                order = self.rng.permutation(len(x))
+                for i in range(0, len(order) - self.cfg.batch + 1, self.cfg.batch):
+                    idx = order[i:i + self.cfg.batch]
+                    while not self.stop.is_set():
+                        try:
+                            self.q.put((x[idx], y[idx]), timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+        except BaseException as exc:  # surfaced in the training thread
+            self.error = exc
+
+    def get(self):
+        while True:
+            try:
+                return self.q.get(timeout=1.0)
+            except queue.Empty:
+                if self.error is not None:
+                    raise self.error
+                if not self.is_alive():
+                    raise RuntimeError("sample producer stopped")
+
+
+def validation_set(cfg: TrainConfig, paths: list[str]):
+    """Fixed validation patches (seeded), from val structures only."""
+    maker = SampleMaker(cfg.recipe(), paths)
+    rng = np.random.default_rng([cfg.seed, 999_999])
+    xs, ys = [], []
+    for i in range(cfg.val_maps):
+        x, y = maker.job(rng, paths[i % len(paths)])
+        xs.append(x[:4])
+        ys.append(y[:4])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def evaluate(model, x, y, batch: int = 4) -> dict:
+    """Masked Huber loss, MAE and bias (Å) and MAE per label third of the range."""
+    pred = np.concatenate([model.predict_on_batch(x[i:i + batch]) for i in range(0, len(x), batch)])
+    p, t, w = pred[..., 0], y[..., 0], y[..., 1] > 0
+    err = (p - t)[w]
+    ae = np.abs(err)
+    hub = np.where(ae < HUBER_DELTA, 0.5 * ae ** 2, HUBER_DELTA * (ae - 0.5 * HUBER_DELTA))
+    out = {"val_loss": float(hub.mean()), "val_mae": float(ae.mean()), "val_bias": float(err.mean())}
+    edges = np.quantile(t[w], [0, 1 / 3, 2 / 3, 1])
+    for name, lo, hi in zip(("low_res", "mid_res", "high_res")[::-1], edges[:-1], edges[1:]):
+        sel = (t[w] >= lo) & (t[w] <= hi)
+        out[f"val_mae_{name}_{lo:.1f}-{hi:.1f}A"] = float(ae[sel].mean()) if sel.any() else None
+    return out
+
+
+def _code_version() -> str:
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    try:
+        from importlib.metadata import version
+        ver = version("scipion-em-deepres")
+    except Exception:  # not installed as a distribution
+        ver = "unknown"
+    return f"{ver}+{rev}" if rev else ver
+
+
+def _resolve_paths(cfg: TrainConfig):
+    train = list(cfg.structures) if cfg.structures else [r["path"] for r in manifest("train")]
+    val = (list(cfg.val_structures) if cfg.val_structures
+           else [r["path"] for r in manifest("val")])
+    missing = [p for p in train + val if not os.path.isfile(p)]
+    if missing:
+        raise InputError(f"structure file(s) not found: {', '.join(missing[:3])}")
+    if not train:
+        raise InputError("no training structures")
+    return train, val
+
+
+def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool = True,
+          callback=None) -> str:
+    """Train a dense model; returns ``<out_dir>/<name>`` (weights + card written there)."""
+    train_paths, val_paths = _resolve_paths(cfg)
+    os.makedirs(os.path.join(out_dir, "checkpoint"), exist_ok=True)
+    keras = models._keras()
+    import tensorflow as tf
+
+    if cfg.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras.utils.set_random_seed(cfg.seed)
+    lo, hi = cfg.recipe().res_bounds()
+    model = models.build_dense(cfg.spec(), res_init=0.5 * (lo + hi))
+    total = cfg.epochs * cfg.steps_per_epoch
+    sched = keras.optimizers.schedules.CosineDecay(cfg.lr, total, alpha=0.02)
+    opt = keras.optimizers.Adam(sched, clipnorm=1.0)
+    model.compile(optimizer=opt, loss=masked_huber)
+    ckpt = os.path.join(out_dir, "checkpoint")
+    start, history = 0, []
+    if resume and os.path.isfile(os.path.join(ckpt, "state.json")):
+        start, history = _load_checkpoint(model, opt, ckpt)
+        log.info("resuming at epoch %d", start + 1)
+    vx, vy = validation_set(cfg, val_paths)
+    maker = SampleMaker(cfg.recipe(), train_paths)
+    t0 = time.time()
+    for epoch in range(start, cfg.epochs):
+        prod = _Producer(maker, cfg, epoch)
+        prod.start()
+        losses = []
+        bar = _bar(progress, cfg.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
+        try:
+            for _ in range(cfg.steps_per_epoch):
+                x, y = prod.get()
+                out = model.train_on_batch(x, y)
+                losses.append(float(out[0] if isinstance(out, (list, tuple)) else out))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        finally:
+            prod.stop.set()
+            if bar is not None:
+                bar.close()
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), **evaluate(model, vx, vy),
+               "seconds": round(time.time() - t0, 1)}
+        history.append(row)
+        log.info("epoch %d: loss %.4f val_loss %.4f val_mae %.3f Å", epoch + 1, row["loss"],
+                 row["val_loss"], row["val_mae"])
+        _save_checkpoint(model, opt, ckpt, epoch + 1, history)
+        _write_history(out_dir, history)
+        if callback is not None:
+            callback(epoch + 1, row)
+    base = os.path.join(out_dir, cfg.name)
+    _export(model, cfg, base, history, train_paths, val_paths)
+    return base
+
+
+def _bar(progress, total, desc):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False)
+
+
+def _save_checkpoint(model, opt, ckpt, epoch, history):
+    tmp = os.path.join(ckpt, "tmp.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, os.path.join(ckpt, "model.weights.h5"))
+    np.savez(os.path.join(ckpt, "tmp_opt.npz"), *[np.asarray(v) for v in opt.variables])
+    os.replace(os.path.join(ckpt, "tmp_opt.npz"), os.path.join(ckpt, "optimizer.npz"))
+    atomic_write_text(os.path.join(ckpt, "state.json"),
+                      json.dumps({"epoch": epoch, "history": history}, indent=1))
+
+
+def _load_checkpoint(model, opt, ckpt):
+    with open(os.path.join(ckpt, "state.json"), encoding="utf-8") as fh:
+        state = json.load(fh)
+    model.load_weights(os.path.join(ckpt, "model.weights.h5"))
+    opt.build(model.trainable_variables)
+    saved = np.load(os.path.join(ckpt, "optimizer.npz"))
+    for i, var in enumerate(opt.variables):
+        var.assign(saved[f"arr_{i}"])
+    return int(state["epoch"]), list(state["history"])
+
+
+def _write_history(out_dir, history):
+    keys = list(history[-1].keys())
+    lines = [",".join(keys)] + [",".join("" if r.get(k) is None else str(r.get(k)) for k in keys)
+                                for r in history]
+    atomic_write_text(os.path.join(out_dir, "history.csv"), "\n".join(lines) + "\n")
+    plot_history(os.path.join(out_dir, "history.csv"), os.path.join(out_dir, "loss.png"))
+
+
+def plot_history(csv_path: str, png_path: str) -> str:
+    """Training and validation loss (and validation MAE) per epoch, from history.csv."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    ep = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(ep, [float(r["loss"]) for r in rows], "o-", label="training loss (Huber)")
+    ax.plot(ep, [float(r["val_loss"]) for r in rows], "s-", label="validation loss (val split)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    ax2.plot(ep, [float(r["val_mae"]) for r in rows], "^--", color="tab:green",
+             label="validation MAE (Å)")
+    ax2.set_ylabel("MAE (Å)")
+    fig.legend(loc="upper right")
+    fig.tight_layout()
+    tmp = png_path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+    return png_path
+
+
+def _export(model, cfg, base, history, train_paths, val_paths):
+    tmp = base + ".tmp.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, base + ".weights.h5")
+    lo, hi = cfg.recipe().res_bounds()
+    ids = lambda ps: sorted(os.path.basename(p).split(".")[0] for p in ps)  # noqa: E731
+    card = models.ModelCard(
+        name=cfg.name, sampling=cfg.sampling, res_min=lo, res_max=hi,
+        spec=asdict(cfg.spec()),
+        extra={"epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch, "batch": cfg.batch,
+               "recipe": asdict(cfg.recipe()), "seed": cfg.seed, "lr": cfg.lr,
+               "train_ids": ids(train_paths), "val_ids": ids(val_paths),
+               "validation": history[-1] if history else {},
+               "training_seconds": history[-1]["seconds"] if history else 0,
+               "command": cfg.command, "code_version": _code_version(),
+               "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+    models.write_card(base + ".json", card)

@@ -1,0 +1,104 @@
+"""Estimation with the shipped models: accuracy on `val` maps, headers, determinism, CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import mrcfile
+import numpy as np
+import pytest
+
+import os
+import sys
+from pathlib import Path
+
+from deepres_plugin.backend import estimate as E
+from deepres_plugin.backend import samples, simulate
+from deepres_plugin.backend.volume import Volume, read_volume, write_volume
+
+DEEPRES = Path(sys.executable).parent / "deepres"
+
+
+@pytest.fixture(scope="module")
+def val_structure():
+    return simulate.load_structure(os.path.join(samples.data_dir(),
+                                                "structures/3kcs.cif.gz"))  # split: val
+
+
+@pytest.mark.parametrize("res", [4.0, 8.0])
+def test_standard_model_uniform_val_map(val_structure, res):
+    sim = simulate.simulate(val_structure, 1.0, res, noise=0.02, seed=1)
+    out = E.estimate(Volume(sim.map, 1.0), sim.mask, "standard")
+    assert abs(out.stats["median"] - res) <= 0.5
+    assert out.stats["n_voxels"] == int(sim.mask.sum())
+
+
+def test_every_masked_voxel_evaluated_and_clamped(val_structure):
+    sim = simulate.simulate(val_structure, 1.0, 6.0, seed=2)
+    out = E.estimate(Volume(sim.map, 1.0), sim.mask, "standard")
+    inside = out.resolution[sim.mask]
+    assert np.all(inside >= 2.5) and np.all(inside <= 13.0)
+    assert np.all(out.resolution[~sim.mask] == 0)
+    # no checkerboard: neighbours along x differ smoothly
+    assert np.median(np.abs(np.diff(out.resolution, axis=2)[sim.mask[:, :, 1:] & sim.mask[:, :, :-1]])) < 0.3
+
+
+def test_other_sampling_non_cubic_header_kept_and_deterministic(tmp_path, val_structure):
+    sim = simulate.simulate(val_structure, 1.3, 5.0, seed=3)
+    data = sim.map[:, 2:, 5:]  # non-cubic
+    mask = sim.mask[:, 2:, 5:]
+    vol = Volume(data, 1.3, origin=(12.5, -40.0, 7.25), nstart=(-3, 4, 11))
+    mp, kp, op = tmp_path / "m.mrc", tmp_path / "k.mrc", tmp_path / "out.mrc"
+    write_volume(str(mp), vol)
+    write_volume(str(kp), vol, mask.astype(np.float32))
+    r1 = E.run(str(mp), str(op), str(kp), "standard")
+    with mrcfile.open(mp) as a, mrcfile.open(op) as b:
+        for f in ("nx", "ny", "nz", "nxstart", "nystart", "nzstart", "mx", "my", "mz", "cella",
+                  "origin", "mapc", "mapr", "maps"):
+            assert np.array_equal(np.asarray(a.header[f]), np.asarray(b.header[f])), f
+        assert b.data.dtype == np.float32
+    out = read_volume(str(op))
+    assert np.array_equal(out.data > 0, mask)
+    assert abs(r1.stats["median"] - 5.0) <= 0.75
+    first = out.data.copy()
+    E.run(str(mp), str(op), str(kp), "standard")
+    assert np.array_equal(read_volume(str(op)).data, first)
+    summary = json.loads((tmp_path / "out.json").read_text())
+    assert summary["model"] == "standard" and summary["sampling"] == pytest.approx(1.3)
+    for key in ("median", "mean", "sd", "p2_5", "p5", "p20", "p25", "p50", "p75", "p95", "p97_5"):
+        assert key in summary["stats"]
+    assert summary["stats"]["median"] == pytest.approx(float(np.median(out.data[mask])), abs=1e-4)
+
+
+def test_cli_estimate_auto_mask_and_extras(tmp_path, val_structure):
+    sim = simulate.simulate(val_structure, 1.0, 4.5, noise=0.03, seed=4)
+    mp = tmp_path / "map.mrc"
+    write_volume(str(mp), Volume(sim.map, 1.0, origin=(5.0, 6.0, 7.0)))
+    out = tmp_path / "loc.mrc"
+    proc = subprocess.run([str(DEEPRES), "estimate", str(mp), "-o", str(out), "--no-progress",
+                           "--histogram", str(tmp_path / "h.png"), "--slices",
+                           str(tmp_path / "s.png"), "--chimerax", str(tmp_path / "c.cxc")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "median" in proc.stdout
+    mask = read_volume(str(tmp_path / "loc_mask.mrc"))
+    assert mask.origin == (5.0, 6.0, 7.0) and mask.data.any()
+    for name in ("h.png", "s.png"):
+        assert (tmp_path / name).stat().st_size > 5000
+    cxc = (tmp_path / "c.cxc").read_text()
+    assert str(mp) in cxc and str(out) in cxc
+    median = json.loads((tmp_path / "loc.json").read_text())["stats"]["median"]
+    assert abs(median - 4.5) <= 0.75
+
+
+def test_cli_bad_model_is_one_line_error(tmp_path, val_structure):
+    sim = simulate.simulate(val_structure, 1.0, 5.0, seed=5)
+    mp = tmp_path / "map.mrc"
+    write_volume(str(mp), Volume(sim.map, 1.0))
+    bad = tmp_path / "bad.weights.h5"
+    bad.write_bytes(b"garbage")
+    proc = subprocess.run([str(DEEPRES), "estimate", str(mp), "-o", str(tmp_path / "o.mrc"),
+                           "--model", str(bad), "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "model card" in proc.stderr
+    assert not (tmp_path / "o.mrc").exists()
