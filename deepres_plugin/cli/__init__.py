@@ -12,7 +12,7 @@ import logging
 import sys
 
 #: commands in the order ``deepres --help`` lists them (module names in this package)
-COMMANDS = ["info", "simulate", "demo"]
+COMMANDS = ["estimate", "train", "info", "simulate", "demo"]
 
 EXIT_ERROR = 2
 
