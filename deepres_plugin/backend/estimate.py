@@ -190,7 +190,7 @@ def run(map_path: str, out_path: str, mask_path: str | None = None, model: str =
                           vmin=result.clamp[0], vmax=result.card.res_max)
     if chimerax:
         report.write_chimerax(chimerax, map_path, paths["map"], vol,
-                              (result.stats["p2_5"], result.stats["p97_5"]))
+                              (result.stats["p2_5"], result.stats["p97_5"]), mask=result.mask)
     result.timings["read_s"] = t_read
     result.timings["write_s"] = time.perf_counter() - t
     summary = {

@@ -2,8 +2,8 @@
 
 The rough global resolution comes from the radial power spectrum of the map inside an
 automatic mask: the highest frequency whose shell power is ≥ 10× the noise floor (median power
-of the outer 15 % of shells). It is a quick sanity number (±0.5 Å on simulated maps), not an
-FSC; `--no-resolution` skips it."""
+of the outer 15 % of shells). It is a quick sanity number (within ~0.5 Å on simulated 3–8 Å
+maps, worse on very noisy ones), not an FSC; `--no-resolution` skips it."""
 from __future__ import annotations
 
 import json
