@@ -9,8 +9,8 @@ import mrcfile
 import numpy as np
 import pytest
 
-from deepres_plugin.backend.volume import (InputError, Volume, atomic_write_text, check_mask,
-                                           read_mask, read_volume, write_volume)
+from deepres_plugin.backend.volume import (InputError, Volume, atomic_path, atomic_write_text,
+                                           check_mask, read_mask, read_volume, write_volume)
 
 
 def _write(path, data, voxel_size=1.0, origin=(0.0, 0.0, 0.0)):
@@ -184,3 +184,17 @@ def test_old_header_without_map_id_is_read(tmp_path):
     open(path, "wb").write(bytes(raw))
     vol = read_volume(path)
     assert vol.sampling == 2.0 and np.array_equal(vol.data, data)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.mrc"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(target), ".mrc") as tmp:
+            open(tmp, "wb").write(b"half")
+            raise RuntimeError("disk full")
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.mrc"]
+    bad_grid = Volume(np.zeros((4, 4, 4), np.float32), 1.0, origin=(0.0, 0.0))  # fails mid-write
+    with pytest.raises(ValueError):
+        write_volume(str(tmp_path / "new.mrc"), bad_grid)
+    assert os.listdir(tmp_path) == ["out.mrc"]

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
 import numpy as np
 
-from .volume import InputError, Volume, atomic_write_text
+from .volume import InputError, Volume, atomic_path, atomic_write_text
 
 #: percentiles reported by :func:`stats` (key → percentile)
 PERCENTILES = {"p2_5": 2.5, "p5": 5, "p20": 20, "p25": 25, "p50": 50, "p75": 75, "p95": 95,
@@ -41,17 +40,8 @@ def _figure(figsize):
 
 def _save(fig, path: str, dpi: int = 110) -> str:
     """Save a figure as PNG through a temp file + rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,38 +112,41 @@ def _to_xyz_order(data: np.ndarray, axes: dict) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(data, perm))
 
 
-def write_volume(path: str, vol: Volume, data: np.ndarray | None = None) -> str:
-    """Write ``data`` (default ``vol.data``) as float32 MRC with vol's grid; atomically."""
-    import mrcfile
-
-    arr = np.ascontiguousarray(vol.data if data is None else data, dtype=np.float32)
+@contextmanager
+def atomic_path(path: str, suffix: str = ""):
+    """Yield a temporary path next to ``path``; on success it is renamed to ``path``, on any
+    error it is removed. Every output goes through this, so no reader sees half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".mrc", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=suffix, dir=directory)
     os.close(fd)
     try:
-        with mrcfile.new(tmp, overwrite=True) as mrc:
-            mrc.set_data(arr)
-            mrc.voxel_size = vol.sampling
-            mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = vol.origin
-            mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = vol.nstart
-            mrc.update_header_stats()
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_volume(path: str, vol: Volume, data: np.ndarray | None = None) -> str:
+    """Write ``data`` (default ``vol.data``) as float32 MRC with vol's grid; atomically."""
+    import mrcfile
+
+    arr = np.ascontiguousarray(vol.data if data is None else data, dtype=np.float32)
+    with atomic_path(path, ".mrc") as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
+        mrc.set_data(arr)
+        mrc.voxel_size = vol.sampling
+        mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = vol.origin
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = vol.nstart
+        mrc.update_header_stats()
     return path
 
 
 def atomic_write_text(path: str, text: str) -> str:
     """Write a text file through a temp file + rename, so readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
-    os.replace(tmp, path)
     return path
 
 
