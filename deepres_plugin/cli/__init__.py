@@ -74,8 +74,8 @@ def main(argv=None) -> int:
             import traceback
 
             traceback.print_exc()
-        if isinstance(exc, OSError) and not isinstance(exc, InputError):
-            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        if isinstance(exc, OSError):
+            where = f": {exc.filename}" if exc.filename else ""
             return _fail(f"{exc.strerror or exc}{where}")
         return _fail(" ".join(str(exc).split()))
     except KeyboardInterrupt:
