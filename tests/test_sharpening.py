@@ -1,0 +1,151 @@
+"""Oversharpening check (backend/sharpening.py, `deepres sharpening`)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from deepres_plugin.backend import sharpening as SH
+from deepres_plugin.backend.estimate import estimate
+from deepres_plugin.backend.filters import frequency_squared, radial_power
+from deepres_plugin.backend.localfsc import local_fsc
+from deepres_plugin.backend.simulate import load_structure, simulate
+from deepres_plugin.backend.volume import InputError, Volume, read_volume, write_volume
+
+
+def test_parse_range():
+    b = SH.parse_range("-300:0:20")
+    assert len(b) == 16 and b[0] == -300.0 and b[-1] == 0.0 and b[1] - b[0] == 20.0
+    assert SH.parse_range("0,-60,-100") == [-100.0, -60.0, 0.0]
+    assert SH.parse_range("-50:50:25") == [-50.0, -25.0, 0.0, 25.0, 50.0]
+    for bad, msg in (("-300:0:0", "step"), ("0:-300:20", "START"), ("a:b:c", "bad B range"),
+                     ("-300:0", "bad B range"), ("-10000:0:1", "more than 200")):
+        with pytest.raises(InputError, match=msg):
+            SH.parse_range(bad)
+
+
+def test_crossing_interpolates_and_says_when_curves_do_not_meet():
+    b = [0, -20, -40, -60]
+    rec, met, best, msg = SH.crossing(b, [5.0, 4.4, 3.8, 3.2], 4.1)
+    assert met and rec == pytest.approx(-30.0) and best == rec and "-30.0" in msg
+    rec, met, best, msg = SH.crossing(b, [5.0, 4.9, 4.8, 4.7], 4.1)
+    assert not met and rec is None and best == -60 and "more negative" in msg
+    rec, met, best, msg = SH.crossing(b, [3.9, 3.5, 3.0, 2.8], 4.1)
+    assert not met and rec is None and best == 0 and "already" in msg
+    # the order of the B list does not matter
+    assert SH.crossing(b[::-1], [3.2, 3.8, 4.4, 5.0], 4.1)[0] == pytest.approx(-30.0)
+
+
+def test_sharpen_boosts_and_lowpass_cuts(st_5pti):
+    sim = simulate(st_5pti, 1.0, 4.0, padding=10, noise=0.05, seed=2)
+    assert np.array_equal(SH.sharpen(sim.map, 1.0, 0.0), sim.map)
+    f0, f1 = (np.fft.rfftn(m) for m in (sim.map, SH.sharpen(sim.map, 1.0, -80.0)))
+    s2 = frequency_squared(sim.map.shape, 1.0)
+    band = (s2 > 0.01) & (s2 < 0.04)  # amplitude gain exp(80 s²/4): 1.22 to 2.23
+    expected = f0[band] * np.exp(20 * s2[band])
+    assert np.abs(f1[band] - expected).max() < 1e-3 * np.abs(f0).max()  # float32 FFTs
+    f, p1 = radial_power(SH.sharpen(sim.map, 1.0, -80.0), 1.0)
+    cut = SH.sharpen(sim.map, 1.0, -80.0, lowpass=5.0)
+    _, p2 = radial_power(cut, 1.0)
+    assert np.all(p2[f > 0.22] < 1e-8 * p1[f > 0.22])
+
+
+def test_model_map_lands_on_the_map_grid(st_5pti):
+    sim = simulate(st_5pti, 1.0, 3.0, padding=10)
+    vol = Volume(sim.map, 1.0, sim.origin)
+    model = SH.model_map(st_5pti, vol, 3.0)
+    assert SH.correlation(model, sim.map, sim.mask) > 0.9999
+    # the same grid described by nstart instead of origin (whole voxels)
+    shift = np.round(np.asarray(sim.origin)).astype(int)
+    sim2 = simulate(st_5pti, 1.0, 3.0, shape=sim.map.shape)
+    moved = SH.model_map(st_5pti, Volume(sim2.map, 1.0, (0, 0, 0), tuple(shift)), 3.0)
+    ref = SH.model_map(st_5pti, Volume(sim2.map, 1.0, tuple(map(float, shift))), 3.0)
+    assert np.allclose(moved, ref)
+    with pytest.raises(InputError, match="inside the map"):
+        SH.model_map(st_5pti, Volume(sim.map, 1.0, (500.0, 0.0, 0.0)), 3.0)
+
+
+@pytest.fixture(scope="module")
+def s5_maps(data_path):
+    """Paper Fig. S5 set-up: a 3.5 Å map of 3kcs (val split) with Gaussian noise 0.08 × max
+    (full map = mean of two half maps with independent noise 0.08·√2 × max)."""
+    st = load_structure(data_path("structures/3kcs.cif.gz"))
+    sim = simulate(st, 1.0, 3.5, seed=0)
+    rng = np.random.default_rng(11)
+    sd = 0.08 * np.sqrt(2) * float(sim.map.max())
+    h1, h2 = (sim.map + rng.normal(0, sd, sim.map.shape).astype(np.float32) for _ in (1, 2))
+    return st, sim, h1, h2
+
+
+def test_fig_s5_deepres_sees_sharpening_local_fsc_does_not(s5_maps):
+    """Paper Fig. S5: sharpening (B = −60, −100 Å²) makes the DeepRes median better while the
+    half-map local FSC stays put (test_localfsc checks the latter on sharpened halves too)."""
+    st, sim, h1, h2 = s5_maps
+    vol = Volume(0.5 * (h1 + h2), 1.0, sim.origin)
+    res, arrays = SH.sweep(vol, h1, h2, sim.mask, [0.0, -60.0, -100.0], "standard", st)
+    med = dict(zip(res.bfactors, res.deepres["p50"]))
+    assert res.bfactors == [0.0, -60.0, -100.0] and res.model == "standard"
+    assert med[-60.0] < med[0.0] - 0.2 and med[-100.0] <= med[-60.0] + 0.05
+    assert 3.0 < res.localfsc["p50"] < 3.8 and res.lowpass == pytest.approx(3.2, abs=0.3)
+    for b in (-60.0, -100.0):
+        s1, s2 = (SH.sharpen(h, 1.0, b, res.lowpass) for h in (h1, h2))
+        lf = local_fsc(s1, s2, 1.0, sim.mask, box=res.localfsc_box)
+        assert np.median(lf.resolution[sim.mask]) == pytest.approx(res.localfsc["p50"],
+                                                                   abs=0.05)
+    assert res.cc is not None and res.cc[0] > 0.95 and res.cc[0] > res.cc[2]
+    assert arrays["sharpened"].shape == vol.shape and arrays["deepres"][~sim.mask].max() == 0
+
+
+def test_cli_sweep_writes_table_plot_and_maps(deepres, st_5pti, data_path, tmp_path):
+    sim = simulate(st_5pti, 1.0, 3.5, padding=10, seed=0)
+    rng = np.random.default_rng(4)
+    sd = 0.1 * float(sim.map.max())
+    h1, h2 = (sim.map + rng.normal(0, sd, sim.map.shape).astype(np.float32) for _ in (1, 2))
+    grid = Volume(sim.map, 1.0, sim.origin, (0, 0, 0))
+    files = {}
+    for name, data in (("map", 0.5 * (h1 + h2)), ("h1", h1), ("h2", h2),
+                       ("mask", sim.mask.astype(np.float32))):
+        files[name] = write_volume(str(tmp_path / f"{name}.mrc"), grid, data)
+    out = tmp_path / "sweep"
+    r = deepres("sharpening", files["map"], "--half1", files["h1"], "--half2", files["h2"],
+                "--mask", files["mask"], "--model", data_path("structures/5pti.cif.gz"),
+                "--b-range", "-100:0:50", "-o", out, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert sum(line.startswith("B ") for line in lines) == 3 and "local FSC (0.5" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["sharpening.csv", "sharpening.json", "sharpening.png", "localfsc.mrc",
+         "sharpened.mrc", "deepres.mrc"])
+    rows = list(csv.DictReader(open(out / "sharpening.csv")))
+    assert [float(row["b_factor"]) for row in rows] == [0.0, -50.0, -100.0]
+    summary = json.loads((out / "sharpening.json").read_text())
+    assert summary["bfactors"] == [0.0, -50.0, -100.0] and len(summary["cc"]) == 3
+    for row, cc, p20 in zip(rows, summary["cc"], summary["deepres"]["p20"]):
+        assert float(row["model_cc"]) == pytest.approx(cc, abs=1e-5)
+        assert float(row["deepres_p20"]) == pytest.approx(p20, abs=1e-4)
+        assert 0.5 < cc <= 1.0
+    assert summary["met"] == (summary["recommended_b"] is not None)
+    assert summary["message"] in r.stdout
+    origin = read_volume(files["map"]).origin
+    for name in ("sharpened.mrc", "deepres.mrc", "localfsc.mrc"):
+        v = read_volume(str(out / name))
+        assert v.shape == sim.map.shape and v.sampling == 1.0 and v.origin == origin
+    lf = read_volume(str(out / "localfsc.mrc")).data
+    assert np.median(lf[sim.mask]) == pytest.approx(summary["localfsc"]["p50"], abs=1e-4)
+    assert (out / "sharpening.png").stat().st_size > 10_000
+
+
+def test_cli_sweep_refuses_other_grid(deepres, tmp_path):
+    a = Volume(np.random.default_rng(0).random((24, 24, 24), np.float32), 1.0)
+    write_volume(str(tmp_path / "map.mrc"), a)
+    write_volume(str(tmp_path / "h.mrc"), Volume(a.data[:, :, :20].copy(), 1.0))
+    out = tmp_path / "o"
+    r = deepres("sharpening", tmp_path / "map.mrc", "--half1", tmp_path / "h.mrc", "--half2",
+                tmp_path / "h.mrc", "-o", out)
+    assert r.returncode == 2 and "one grid" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists() or not any(out.iterdir())
+    r = deepres("sharpening", tmp_path / "map.mrc", "--half1", "x", "--half2", "y", "-o", out,
+                "--b-range", "-100:0:0")
+    assert r.returncode == 2 and "step must be > 0" in r.stderr
