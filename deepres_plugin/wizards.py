@@ -2,8 +2,9 @@
 (lowest / highest Å, intervals and colour map)."""
 from pwem.wizards import ColorScaleWizardBase
 
-from .viewers import DeepResEstimateViewer
+from .viewers import DeepResEstimateViewer, DeepResSharpeningViewer
 
 
 class DeepResColorScaleWizard(ColorScaleWizardBase):
-    _targets = ColorScaleWizardBase.defineTargets(DeepResEstimateViewer)
+    _targets = ColorScaleWizardBase.defineTargets(DeepResEstimateViewer,
+                                                  DeepResSharpeningViewer)
