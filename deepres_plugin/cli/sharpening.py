@@ -69,6 +69,6 @@ def main(args):
     if not args.mask:
         written.append(os.path.join(args.out, FILES["mask"]))
     print("wrote " + ", ".join(written))
-    for w in sorted(set(res.warnings)):
-        print(f"warning: {w}")
+    if res.warnings:  # each was logged when it happened
+        print(f"{len(res.warnings)} warning(s), listed in {written[1]}")
     return 0
