@@ -30,7 +30,10 @@ def mrc_header(path):
 
 
 def read_card(name_or_path):
-    """The JSON model card of a shipped model name or a trained ``<base>``; None if missing."""
+    """The JSON model card of a shipped model name ('auto' → standard's) or a trained
+    ``<base>``; None if missing."""
+    if name_or_path == C.MODEL_CHOICES[C.MODEL_AUTO]:
+        name_or_path = C.SHIPPED_MODELS[0]
     base = os.path.join(C.WEIGHTS_DIR, name_or_path) if name_or_path in C.SHIPPED_MODELS \
         else name_or_path
     try:
@@ -154,9 +157,9 @@ class ProtDeepResEstimate(EMProtocol):
                           f"Å/px; this map has {s:.3f} Å/px. Use 'auto' or 'standard'.")
         card = read_card(self._modelArg())
         if card is None:
-            errors.append(f"Model card not found for '{self._modelArg()}' (expected "
-                          f"{self._modelArg()}.json in {C.WEIGHTS_DIR} for shipped models): "
-                          f"the plugin installation is incomplete.")
+            errors.append(f"Model card of '{self._modelArg()}' not found (shipped models: "
+                          f"standard/high .json + .weights.h5 in {C.WEIGHTS_DIR}): the plugin "
+                          f"installation is incomplete.")
         elif 2 * s >= float(card["res_max"]):
             errors.append(f"Voxel size {s:.3f} Å/px is too coarse for model "
                           f"'{card['name']}': its Nyquist limit {2 * s:.2f} Å is beyond the "
