@@ -19,7 +19,7 @@ def clean_path(fn):
 
 
 def mrc_header(path):
-    """(shape z,y,x, voxel size Å) from an MRC header without reading the data; None if unreadable."""
+    """(shape z,y,x, voxel size Å) of an MRC file, memory-mapped; None if unreadable."""
     import mrcfile
 
     try:

@@ -195,8 +195,8 @@ class ProtDeepResTrain(EMProtocol):
         if not rows:
             return ["Training not started or no epoch finished yet."]
         last = rows[-1]
-        lines = [f"{len(rows)}/{self.epochs.get()} epochs: training loss {float(last['loss']):.4f}, "
-                 f"validation MAE {float(last['val_mae']):.3f} Å."]
+        lines = [f"{len(rows)}/{self.epochs.get()} epochs: training loss "
+                 f"{float(last['loss']):.4f}, validation MAE {float(last['val_mae']):.3f} Å."]
         if self.hasAttribute("outputModel"):
             lines.append(f"Model: {self.outputModel}.")
         return lines

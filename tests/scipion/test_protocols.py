@@ -109,8 +109,9 @@ class TestTrainThenEstimate(BaseTest):
         self.assertAlmostEqual(out.getSamplingRate(), 1.0)
         np.testing.assert_allclose(H.shifts(out), H.shifts(self.vol))
         np.testing.assert_allclose(H.shifts(out), self.ORIGIN)
-        res, s_out, _ = H.read_mrc(out.getFileName())
+        res, s_out, o_out = H.read_mrc(out.getFileName())
         src, s_in, _ = H.read_mrc(self.vol.getFileName())
+        np.testing.assert_allclose(o_out, self.ORIGIN, atol=1e-3)  # header too
         self.assertEqual(res.shape, src.shape)
         self.assertAlmostEqual(s_out, s_in, places=5)
         inside = res[res > 0]
@@ -122,6 +123,17 @@ class TestTrainThenEstimate(BaseTest):
         stats = est.getStats()
         self.assertAlmostEqual(stats["median"], float(np.median(inside)), places=3)
         self.assertIn("Model: tiny", " ".join(est.summary()))
+
+    def test_scipion_sampling_wins_over_header(self):
+        vol = H.import_volume(self, self.vol.getFileName(), 1.1)  # header says 1.0 Å/px
+        est = self.newProtocol(ProtDeepResEstimate, inputVolume=vol,
+                               modelChoice=C.MODEL_TRAINED, trainedModel=self.train.outputModel)
+        self.launchProtocol(est)
+        _, s_out, _ = H.read_mrc(est.outputResolution.getFileName())
+        self.assertAlmostEqual(s_out, 1.1, places=4)
+        self.assertAlmostEqual(est.outputResolution.getSamplingRate(), 1.1)
+        self.assertAlmostEqual(H.read_mrc(est._getExtraPath("input_map.mrc"))[1], 1.1, places=4)
+        self.assertIn("differs from Scipion's", open(est.getStdoutLog()).read())
 
     def test_validate_messages(self):
         def errors(**kw):
