@@ -121,7 +121,15 @@ def shoot(kind, png):
     if kind == "project":
         from pyworkflow.gui.project import ProjectWindow
 
-        return grab(ProjectWindow(proj.path), png, delay=5000)
+        win = ProjectWindow(proj.path)
+
+        def select():  # show the estimate run's summary in the bottom panel
+            view = win.getViewWidget()
+            view._selectItemProtocol(view.project.getProtocol(est.getObjId()))
+            view.updateRunsGraph(True)
+
+        win.root.after(2500, select)
+        return grab(win, png, delay=5000)
     if kind == "estimate_form":
         prot = proj.newProtocol(ProtDeepResEstimate, inputVolume=sim.outputVolume,
                                 mask=sim.outputMask)
