@@ -1,5 +1,6 @@
 """ProtDeepResTrain: atomic structures → a trained DeepRes model (DeepResModel output)."""
 import csv
+import glob
 import os
 import re
 
@@ -26,7 +27,7 @@ def structure_files(pointers):
 
 def split_validation(files, fraction=0.15):
     """(train, val): every k-th structure held out (≥ 1); a single structure serves both."""
-    files = sorted(set(files))
+    files = sorted(set(files), key=lambda f: (os.path.basename(f), f))  # name order
     if len(files) < 2:
         return files, files
     step = max(2, round(1 / fraction))
@@ -47,10 +48,16 @@ class ProtDeepResTrain(EMProtocol):
     def _defineParams(self, form):
         form.addSection(label="Input")
         form.addParam("inputStructures", params.MultiPointerParam,
-                      pointerClass="AtomStruct,SetOfAtomStructs", label="Training structures",
+                      pointerClass="AtomStruct,SetOfAtomStructs", allowsNull=True,
+                      label="Training structures",
                       help="Atomic models (PDB/mmCIF) the training maps are simulated from. "
                            "More and more varied structures generalise better (the shipped "
-                           "models used ~130).")
+                           "models used ~130). Can be combined with the file pattern below.")
+        form.addParam("structureFiles", params.StringParam, default="",
+                      label="Structure files (pattern)",
+                      help="Optional glob pattern of more model files, e.g. "
+                           "/data/models/*.cif.gz, so a large collection need not be imported "
+                           "into the project one by one.")
         form.addParam("valStructures", params.MultiPointerParam,
                       pointerClass="AtomStruct,SetOfAtomStructs", allowsNull=True,
                       label="Validation structures (optional)",
@@ -149,7 +156,7 @@ class ProtDeepResTrain(EMProtocol):
         model = DeepResModel(filename=base + ".weights.h5")
         model.setFromCard(read_card(base + ".json"))
         self._defineOutputs(outputModel=model)
-        for ptr in list(self.inputStructures) + list(self.valStructures or []):
+        for ptr in list(self.inputStructures or []) + list(self.valStructures or []):
             self._defineSourceRelation(ptr.get(), model)
 
     # --------------------------- INFO ----------------------------------------
@@ -176,16 +183,19 @@ class ProtDeepResTrain(EMProtocol):
                 raise ValueError("empty")
         except ValueError:
             errors.append("Head layers: give integers separated by commas, e.g. 48,32.")
-        missing = [f for f in structure_files(self.inputStructures)
-                   + structure_files(self.valStructures) if not os.path.isfile(f)]
+        pattern = (self.structureFiles.get() or "").strip()
+        if pattern and not glob.glob(os.path.expanduser(pattern)):
+            errors.append(f"Structure files: nothing matches {pattern}")
+        missing = [f for f in self._trainFiles() + self._valFiles() if not os.path.isfile(f)]
         if missing:
             errors.append(f"Structure file(s) not found: {', '.join(missing[:3])}")
-        elif not structure_files(self.inputStructures):
-            errors.append("No training structures given.")
+        elif not self._trainFiles():
+            errors.append("No training structures: select atomic structures or give a file "
+                          "pattern.")
         return errors
 
     def _warnings(self):
-        if len(set(structure_files(self.inputStructures))) == 1 and not self._valFiles():
+        if len(set(self._trainFiles())) == 1 and not self._valFiles():
             return ["Only one structure and no validation structures: the validation error "
                     "is measured on the training structure (optimistic)."]
         return []
@@ -204,7 +214,7 @@ class ProtDeepResTrain(EMProtocol):
     def _methods(self):
         if not self.hasAttribute("outputModel"):
             return []
-        n = len(set(structure_files(self.inputStructures)))
+        n = len(set(self._trainFiles()))
         return [f"A DeepRes model [RamirezAportela2019] was trained on maps simulated from {n} "
                 f"atomic structure(s) at {self.samplingRate.get():g} Å/px, resolutions "
                 f"{self.resMin.get():g}-{self.resMax.get():g} Å, for {self.epochs.get()} epochs "
@@ -214,11 +224,17 @@ class ProtDeepResTrain(EMProtocol):
         return ["RamirezAportela2019"]
 
     # --------------------------- UTILS ---------------------------------------
+    def _trainFiles(self):
+        """Files of the selected structures plus those matching the pattern (absolute)."""
+        pattern = os.path.expanduser((self.structureFiles.get() or "").strip())
+        extra = sorted(os.path.abspath(f) for f in glob.glob(pattern)) if pattern else []
+        return structure_files(self.inputStructures) + extra
+
     def _valFiles(self):
         return structure_files(self.valStructures) if self.valStructures else []
 
     def _splits(self):
-        train_files = structure_files(self.inputStructures)
+        train_files = self._trainFiles()
         val = self._valFiles()
         return (sorted(set(train_files)), sorted(set(val))) if val \
             else split_validation(train_files)

@@ -80,12 +80,12 @@ class TestTrainThenEstimate(BaseTest):
     @classmethod
     def setUpClass(cls):
         setupTestProject(cls)
-        structs = [H.import_structure(cls, H.structure(i)) for i in ("5pti", "1a8o")]
-        cls.train = cls.newProtocol(
+        pdb = H.import_structure(cls, H.structure("5pti"))
+        cls.train = cls.newProtocol(  # one imported structure + one through the file pattern
             ProtDeepResTrain, modelName="tiny", epochs=1, stepsPerEpoch=3, batch=2, patch=24,
-            channels=4, lastChannels=4, head="8", valMaps=1, numberOfThreads=2)
-        for s in structs:
-            cls.train.inputStructures.append(s)
+            channels=4, lastChannels=4, head="8", valMaps=1, numberOfThreads=2,
+            structureFiles=H.structure("1a8o").replace("1a8o.cif", "1a8?.cif"))
+        cls.train.inputStructures.append(pdb)
         cls.launchProtocol(cls.train)
         mpath, _, _ = H.simulate_map("5pti", cls.getOutputPath("maps"), 5.0)
         cls.vol = H.import_volume(cls, mpath, 1.0, origin=cls.ORIGIN)
@@ -100,6 +100,10 @@ class TestTrainThenEstimate(BaseTest):
         self.assertTrue(os.path.isfile(self.train._getExtraPath(C.TRAIN_LOSS_PNG)))
         log = open(self.train.getStdoutLog()).read()
         self.assertIn("epoch 1/1: loss", log)
+        self.assertIn("training on 1 structure(s), validating on 1: 5pti.cif.gz", log)
+        card = json.load(open(model.getCardFile()))
+        self.assertEqual(card["train_ids"], ["1a8o"])  # 2 structures: 1 held out (the last)
+        self.assertEqual(card["val_ids"], ["5pti"])
 
     def test_estimate_with_trained_model_keeps_grid(self):
         est = self.newProtocol(ProtDeepResEstimate, inputVolume=self.vol,
@@ -154,9 +158,10 @@ class TestTrainThenEstimate(BaseTest):
         no_mask = self.newProtocol(ProtDeepResEstimate, inputVolume=self.vol)
         self.assertIn("automatic mask", " ".join(no_mask.warnings()))
         bad_train = self.newProtocol(ProtDeepResTrain, samplingRate=1.5, resMin=2.5,
-                                     modelName="a b", head="x")
+                                     modelName="a b", head="x", structureFiles="/nowhere/*.cif")
         msg = " | ".join(bad_train.validate())
-        for text in ("beyond Nyquist", "Model name", "Head layers"):
+        for text in ("beyond Nyquist", "Model name", "Head layers", "nothing matches",
+                     "No training structures"):
             self.assertIn(text, msg)
 
 
