@@ -89,8 +89,11 @@ def build_dense(spec: DenseSpec, res_init: float = 7.0):
     for i in range(spec.layers):
         c = spec.last_channels if i == spec.layers - 1 else spec.channels
         x = L.Conv3D(c, 3, padding="valid", use_bias=False, activation="relu", name=f"trunk{i}")(x)
-    norm = keras.ops.sqrt(_box_sum_layer(keras, spec.box)(keras.ops.square(inp)) + NORM_EPS ** 2)
-    x = x / norm
+    # box RMS (not the norm): same per-box invariance, but features of order 1, so that the head
+    # reaches the Å range with ordinary weights
+    rms = keras.ops.sqrt(_box_sum_layer(keras, spec.box)(keras.ops.square(inp)) / spec.box ** 3
+                         + NORM_EPS ** 2)
+    x = x / rms
     for i, c in enumerate(spec.head):
         x = L.Conv3D(c, 1, activation="relu", name=f"head{i}")(x)
     out = L.Conv3D(1, 1, name="resolution",

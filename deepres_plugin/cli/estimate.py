@@ -23,7 +23,13 @@ def add_args(parser):
 
 def main(args):
     from ..backend.estimate import output_paths, run
+    from ._common import check_output
 
+    inputs = [p for p in (args.map, args.mask) if p]
+    check_output(args.out, inputs=inputs)
+    for path, suffix in ((args.histogram, ".png"), (args.slices, ".png"), (args.chimerax, ".cxc")):
+        if path:
+            check_output(path, (suffix,), inputs)
     res = run(args.map, args.out, args.mask, args.model, args.histogram, args.slices,
               args.chimerax, progress=not args.no_progress)
     s = res.stats
