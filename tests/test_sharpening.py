@@ -113,6 +113,22 @@ def test_fig_s5_deepres_sees_sharpening_local_fsc_does_not(s5_maps):
     assert arrays["sharpened"].shape == vol.shape and arrays["deepres"][~sim.mask].max() == 0
 
 
+def test_blurred_map_recommended_b_undoes_the_blur(data_path):
+    """A 3.5 Å map blurred with B = +60 Å² before the noise (0.08 × max) needs sharpening: the
+    recommended B should undo the blur, and the model–map CC should peak near there too."""
+    st = load_structure(data_path("structures/3kcs.cif.gz"))
+    sim = simulate(st, 1.0, 3.5, seed=0)
+    signal = SH.sharpen(sim.map, 1.0, 60.0)
+    rng = np.random.default_rng(11)
+    sd = 0.08 * np.sqrt(2) * float(signal.max())
+    h1, h2 = (signal + rng.normal(0, sd, signal.shape).astype(np.float32) for _ in (1, 2))
+    vol = Volume(0.5 * (h1 + h2), 1.0, sim.origin)
+    res, _ = SH.sweep(vol, h1, h2, sim.mask, SH.parse_range("-120:0:20"), "standard", st)
+    assert res.met and -80.0 <= res.recommended_b <= -35.0, res.message
+    assert res.bfactors[int(np.argmax(res.cc))] in (-40.0, -60.0, -80.0)
+    assert res.deepres["p20"][0] > res.localfsc["p20"] + 0.5  # blurred: DeepRes sees it
+
+
 def test_cli_sweep_writes_table_plot_and_maps(deepres, st_5pti, data_path, tmp_path):
     sim = simulate(st_5pti, 1.0, 3.5, padding=10, seed=0)
     rng = np.random.default_rng(4)
