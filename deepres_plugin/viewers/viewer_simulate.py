@@ -1,8 +1,5 @@
 """Viewer of ProtDeepResSimulate: slices of the simulated map next to the true-resolution map,
 and both in ChimeraX (surface coloured by the true resolution)."""
-import os
-import tempfile
-
 import numpy as np
 import pyworkflow.protocol.params as params
 from pwem.viewers import ChimeraView
@@ -45,10 +42,10 @@ def truth_vs_map_png(map_data, truth, axis, index, path, title=""):
                  ticks=values if 0 < values.size <= 8 else None)
     if title:
         fig.suptitle(title)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".png", dir=os.path.dirname(path) or ".")
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    from ..backend.volume import atomic_path
+
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return path
 
 

@@ -82,6 +82,14 @@ def build(out):
     shutil.copy(sim._getExtraPath(C.VIEW_SIMULATION.format(axis="z")),
                 out / "scipion_view_simulation.png")
     print("estimate:", " ".join(est.summary()))
+    import numpy as np
+
+    truth = H.read_mrc(sim.outputTruth.getFileName())[0]
+    res = H.read_mrc(est.outputResolution.getFileName())[0]
+    for value in np.unique(truth[truth > 0]):
+        sel = (truth == value) & (res > 0)
+        print(f"true {value:g} Å: DeepRes median {np.median(res[sel]):.2f} Å "
+              f"({sel.sum()} voxels)")
 
 
 def grab(window, png, delay=3000):
@@ -93,7 +101,8 @@ def grab(window, png, delay=3000):
     def shot():
         root.update()
         x, y = root.winfo_rootx(), root.winfo_rooty()
-        w, h = root.winfo_width(), root.winfo_height()
+        w = min(root.winfo_width(), root.winfo_screenwidth() - x)  # the part on screen
+        h = min(root.winfo_height(), root.winfo_screenheight() - y)
         ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=os.environ["DISPLAY"]).save(png)
         print("wrote", png, f"{w}x{h}")
         root._root().destroy()  # the invisible tk.Tk() behind the Toplevel: ends mainloop
