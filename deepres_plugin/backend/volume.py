@@ -59,7 +59,8 @@ def read_volume(path: str, what: str = "map") -> Volume:
                 h = mrc.header
                 origin = (float(h.origin.x), float(h.origin.y), float(h.origin.z))
                 nstart = (int(h.nxstart), int(h.nystart), int(h.nzstart))
-                extra = {"mapc": int(h.mapc), "mapr": int(h.mapr), "maps": int(h.maps)}
+                extra = {"mapc": int(h.mapc), "mapr": int(h.mapr), "maps": int(h.maps),
+                         "cella": (float(h.cella.x), float(h.cella.y), float(h.cella.z))}
     except InputError:
         raise
     except Exception as exc:  # mrcfile raises ValueError/OSError/EOFError on garbage
@@ -68,6 +69,7 @@ def read_volume(path: str, what: str = "map") -> Volume:
         raise InputError(f"{what} {path} is not a 3-D volume (shape {data.shape})")
     if (extra["mapc"], extra["mapr"], extra["maps"]) != (1, 2, 3):
         data = _to_xyz_order(data, extra)
+    extra["shape"] = tuple(data.shape)
     if not np.all(np.isfinite(data)):
         raise InputError(f"{what} {path} contains NaN or Inf values")
     if min(vsize) <= 0:
@@ -122,11 +124,18 @@ def atomic_path(path: str, suffix: str = ""):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get normal modes
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_volume(path: str, vol: Volume, data: np.ndarray | None = None) -> str:
@@ -136,7 +145,12 @@ def write_volume(path: str, vol: Volume, data: np.ndarray | None = None) -> str:
     arr = np.ascontiguousarray(vol.data if data is None else data, dtype=np.float32)
     with atomic_path(path, ".mrc") as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
         mrc.set_data(arr)
-        mrc.voxel_size = vol.sampling
+        cell = vol.header_extra.get("cella")
+        if cell and vol.header_extra.get("shape") == arr.shape:
+            # same grid as the file read: copy the cell exactly (no float32 round trip)
+            mrc.header.cella.x, mrc.header.cella.y, mrc.header.cella.z = cell
+        else:
+            mrc.voxel_size = vol.sampling
         mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = vol.origin
         mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = vol.nstart
         mrc.update_header_stats()

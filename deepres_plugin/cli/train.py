@@ -62,8 +62,13 @@ def config_from_args(args):
                        clean_fraction=args.clean_fraction, lr=args.lr, seed=args.seed,
                        structures=args.structures, val_structures=args.val_structures,
                        val_maps=args.val_maps, threads=args.threads,
-                       command="deepres train " + shlex.join(
-                           a for a in sys.argv[2:] if a not in ("--resume",)))
+                       command=_command_line())
+
+
+def _command_line() -> str:
+    """The `deepres train …` command as typed (without --resume), for the model card."""
+    argv = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv else sys.argv[1:]
+    return "deepres train " + shlex.join(a for a in argv if a != "--resume")
 
 
 def main(args):
