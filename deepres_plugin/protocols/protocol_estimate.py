@@ -253,4 +253,5 @@ class ProtDeepResEstimate(EMProtocol):
         self.warning(f"{what} header voxel size {vol.sampling:.4f} Å differs from Scipion's "
                      f"{sampling:.4f} Å: using Scipion's (copy in extra/{name})")
         vol.sampling = float(sampling)
+        vol.header_extra.pop("cella", None)  # else write_volume would copy the file's cell back
         return write_volume(self._getExtraPath(name), vol)
