@@ -146,8 +146,11 @@ def write_volume(path: str, vol: Volume, data: np.ndarray | None = None) -> str:
     with atomic_path(path, ".mrc") as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
         mrc.set_data(arr)
         cell = vol.header_extra.get("cella")
-        if cell and vol.header_extra.get("shape") == arr.shape:
-            # same grid as the file read: copy the cell exactly (no float32 round trip)
+        same_grid = cell and vol.header_extra.get("shape") == arr.shape and all(
+            abs(c / n - vol.sampling) <= 1e-5 * vol.sampling
+            for c, n in zip(cell, arr.shape[::-1]))
+        if same_grid:
+            # the grid of the file read: copy its cell exactly (no float32 round trip)
             mrc.header.cella.x, mrc.header.cella.y, mrc.header.cella.z = cell
         else:
             mrc.voxel_size = vol.sampling
