@@ -40,9 +40,11 @@ class ProtDeepResSharpening(EMProtocol):
                       help="from the map: the half maps attached to the map (e.g. imported "
                            "with 'Set half maps'). two volumes: choose them below.")
         form.addParam("half1", params.PointerParam, pointerClass="Volume", allowsNull=True,
-                      condition="halvesFrom == %d" % HALVES_FROM_VOLUMES, label="Half map 1")
+                      condition="halvesFrom == %d" % HALVES_FROM_VOLUMES, label="Half map 1",
+                      help="First independent half map (same box and voxel size as the map).")
         form.addParam("half2", params.PointerParam, pointerClass="Volume", allowsNull=True,
-                      condition="halvesFrom == %d" % HALVES_FROM_VOLUMES, label="Half map 2")
+                      condition="halvesFrom == %d" % HALVES_FROM_VOLUMES, label="Half map 2",
+                      help="Second independent half map (same box and voxel size as the map).")
         form.addParam("mask", params.PointerParam, pointerClass="VolumeMask", allowsNull=True,
                       label="Mask (optional)",
                       help="Binary mask of the molecule, same box as the map; empty: an "
@@ -61,7 +63,8 @@ class ProtDeepResSharpening(EMProtocol):
                            "sharpened map, and kept for the whole sweep.")
         form.addParam("trainedModel", params.PointerParam, pointerClass="DeepResModel",
                       condition="modelChoice == %d" % C.MODEL_TRAINED, allowsNull=True,
-                      label="Trained model")
+                      label="Trained model",
+                      help="A model produced by the DeepRes train protocol.")
         form.addParam("lowpass", params.FloatParam, default=-1.0,
                       expertLevel=params.LEVEL_ADVANCED, label="Low-pass (Å)",
                       help="Applied together with every B. -1: the global half-map FSC "

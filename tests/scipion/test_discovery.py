@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-OUR_PROTOCOLS = {"ProtDeepResEstimate", "ProtDeepResSimulate", "ProtDeepResTrain"}
-OUR_VIEWERS = {"DeepResEstimateViewer", "DeepResSimulateViewer", "DeepResTrainViewer"}
+OUR_PROTOCOLS = {"ProtDeepResEstimate", "ProtDeepResSimulate", "ProtDeepResTrain",
+                 "ProtDeepResSharpening"}
+OUR_VIEWERS = {"DeepResEstimateViewer", "DeepResSimulateViewer", "DeepResTrainViewer",
+               "DeepResSharpeningViewer"}
 
 
 def test_entry_point_registered():
@@ -91,7 +93,7 @@ def test_protocols_conf_parses_and_names_exist():
 
     for key, text in cp.items("PROTOCOLS"):
         walk(json.loads(text))
-    known = set(Domain.getProtocols()) | {"ProtDeepResSharpening"}
+    known = set(Domain.getProtocols())
     assert OUR_PROTOCOLS <= set(values) and set(values) <= known
 
 
