@@ -172,8 +172,16 @@ def test_demo_runs_into_a_folder(deepres, tmp_path):
     r = deepres("demo", "--out", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "demo_map.mrc", "demo_mask.mrc", "demo_model.cif", "demo_truth.mrc"]
+        "demo_locres.cxc", "demo_locres.json", "demo_locres.mrc", "demo_locres_histogram.png",
+        "demo_locres_slices.png", "demo_map.mrc", "demo_mask.mrc", "demo_model.cif",
+        "demo_truth.mrc"]
     assert "timings:" in r.stdout
+    # per-chain medians next to the truth; the 3 Å chain reads better than the 8 Å chain
+    rows = {line.split()[0]: float(line.split()[2]) for line in r.stdout.splitlines()
+            if line.startswith("  ") and line.split()[0] in "ABCD" and len(line.split()) >= 4}
+    assert set(rows) == {"A", "B", "C", "D"}
+    assert rows["A"] < rows["B"] < rows["C"] < rows["D"]
+    assert abs(rows["B"] - 4.5) < 0.75
     vol = read_volume(str(out / "demo_map.mrc"))
     truth = read_volume(str(out / "demo_truth.mrc")).data
     assert vol.sampling == 1.0

@@ -169,8 +169,11 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
     import tensorflow as tf
 
     if cfg.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already running in this process: keep its threads
+            log.warning("TensorFlow is already initialised: --threads %d ignored", cfg.threads)
     keras.utils.set_random_seed(cfg.seed)
     lo, hi = cfg.recipe().res_bounds()
     model = models.build_dense(cfg.spec(), res_init=0.5 * (lo + hi))
