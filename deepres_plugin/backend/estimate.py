@@ -16,7 +16,8 @@ import numpy as np
 from scipy import ndimage
 
 from . import filters, models
-from .volume import InputError, Volume, atomic_write_text, read_mask, read_volume, write_volume
+from .volume import (InputError, Volume, atomic_write_text, output_paths, read_mask,
+                     read_volume, write_volume)
 
 log = logging.getLogger(__name__)
 TILE = 64  # output voxels per tile side on the model grid (one fixed shape: one oneDNN setup)
@@ -158,12 +159,6 @@ def _rescale_linear(arr: np.ndarray, scale, dst_shape) -> np.ndarray:
         w = (pos - i0).clip(0, 1).astype(np.float32).reshape(shape)
         out = np.take(out, i0, axis=ax) * (1 - w) + np.take(out, i1, axis=ax) * w
     return out.astype(np.float32)
-
-
-def output_paths(out_path: str) -> dict:
-    """Names of the files ``run`` writes next to OUT.mrc."""
-    stem = out_path[:-4] if out_path.lower().endswith((".mrc", ".map")) else out_path
-    return {"map": out_path, "json": stem + ".json", "mask": stem + "_mask.mrc"}
 
 
 def run(map_path: str, out_path: str, mask_path: str | None = None, model: str = "auto",

@@ -21,7 +21,8 @@ from scipy import ndimage
 from scipy import fft as sfft
 
 from .filters import WORKERS, frequency_squared, fsc, resolution_at_threshold
-from .volume import InputError, atomic_write_text, read_mask, read_volume, write_volume
+from .volume import (InputError, atomic_write_text, output_paths, read_mask, read_volume,
+                     write_volume)
 
 log = logging.getLogger(__name__)
 
@@ -277,12 +278,6 @@ def _warnings(inside: np.ndarray, glob: float, n: int, sampling: float) -> list[
                        f"({bound:.2f} Å)" + (": use a larger --box" if word == "box size"
                                              else ""))
     return out
-
-
-def output_paths(out_path: str) -> dict:
-    """Names of the files :func:`run` writes: OUT.mrc, OUT.json, OUT_mask.mrc (auto mask)."""
-    stem = out_path[:-4] if out_path.lower().endswith((".mrc", ".map")) else out_path
-    return {"map": out_path, "json": stem + ".json", "mask": stem + "_mask.mrc"}
 
 
 def read_halves(half1: str, half2: str):

@@ -167,6 +167,12 @@ def atomic_write_text(path: str, text: str) -> str:
     return path
 
 
+def output_paths(out_path: str) -> dict:
+    """Files written next to an output map: OUT.mrc, OUT.json and OUT_mask.mrc (auto mask)."""
+    stem = out_path[:-4] if out_path.lower().endswith((".mrc", ".map")) else out_path
+    return {"map": out_path, "json": stem + ".json", "mask": stem + "_mask.mrc"}
+
+
 def read_mask(path: str, reference: Volume) -> np.ndarray:
     """Read a mask for ``reference``; binarise at 0.5; refuse mismatching or empty masks."""
     m = read_volume(path, "mask")

@@ -151,7 +151,8 @@ def _estimate(out_dir, paths, sim):
     """Estimate the demo map and compare per-chain medians with the true resolutions."""
     import numpy as np
 
-    from ..backend.estimate import output_paths, run
+    from ..backend.estimate import run
+    from ..backend.volume import output_paths
 
     base = os.path.join(out_dir, "demo_locres")
     extras = {"histogram": base + "_histogram.png", "slices": base + "_slices.png",

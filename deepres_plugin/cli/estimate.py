@@ -22,7 +22,8 @@ def add_args(parser):
 
 
 def main(args):
-    from ..backend.estimate import output_paths, run
+    from ..backend.estimate import run
+    from ..backend.volume import output_paths
     from ._common import check_output
 
     inputs = [p for p in (args.map, args.mask) if p]

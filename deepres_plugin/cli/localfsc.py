@@ -25,7 +25,8 @@ def add_args(parser):
 
 
 def main(args):
-    from ..backend.localfsc import output_paths, run
+    from ..backend.localfsc import run
+    from ..backend.volume import output_paths
 
     check_output(args.out, inputs=[args.half1, args.half2] + ([args.mask] if args.mask else []))
     res = run(args.half1, args.half2, args.out, args.mask, args.box, args.step,
