@@ -127,7 +127,7 @@ def evaluate(model, x, y, batch: int = 4) -> dict:
     hub = np.where(ae < HUBER_DELTA, 0.5 * ae ** 2, HUBER_DELTA * (ae - 0.5 * HUBER_DELTA))
     out = {"val_loss": float(hub.mean()), "val_mae": float(ae.mean()), "val_bias": float(err.mean())}
     edges = np.quantile(t[w], [0, 1 / 3, 2 / 3, 1])
-    for name, lo, hi in zip(("low_res", "mid_res", "high_res")[::-1], edges[:-1], edges[1:]):
+    for name, lo, hi in zip(("high_res", "mid_res", "low_res"), edges[:-1], edges[1:]):
         sel = (t[w] >= lo) & (t[w] <= hi)
         out[f"val_mae_{name}_{lo:.1f}-{hi:.1f}A"] = float(ae[sel].mean()) if sel.any() else None
     return out
