@@ -17,7 +17,7 @@ import numpy as np
 
 from . import models
 from .samples import SampleMaker, SampleRecipe, manifest
-from .volume import InputError, atomic_write_text
+from .volume import InputError, atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 HUBER_DELTA = 1.0
@@ -229,11 +229,10 @@ def _bar(progress, total, desc):
 
 
 def _save_checkpoint(model, opt, ckpt, epoch, history):
-    tmp = os.path.join(ckpt, "tmp.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, os.path.join(ckpt, "model.weights.h5"))
-    np.savez(os.path.join(ckpt, "tmp_opt.npz"), *[np.asarray(v) for v in opt.variables])
-    os.replace(os.path.join(ckpt, "tmp_opt.npz"), os.path.join(ckpt, "optimizer.npz"))
+    with atomic_path(os.path.join(ckpt, "model.weights.h5"), ".weights.h5") as tmp:
+        model.save_weights(tmp)
+    with atomic_path(os.path.join(ckpt, "optimizer.npz"), ".npz") as tmp:
+        np.savez(tmp, *[np.asarray(v) for v in opt.variables])
     atomic_write_text(os.path.join(ckpt, "state.json"),
                       json.dumps({"epoch": epoch, "history": history}, indent=1))
 
@@ -278,17 +277,15 @@ def plot_history(csv_path: str, png_path: str) -> str:
     ax2.set_ylabel("MAE (Å)")
     fig.legend(loc="upper right")
     fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(png_path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png_path)
     return png_path
 
 
 def _export(model, cfg, base, history, train_paths, val_paths):
-    tmp = base + ".tmp.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, base + ".weights.h5")
+    with atomic_path(base + ".weights.h5", ".weights.h5") as tmp:
+        model.save_weights(tmp)
     lo, hi = cfg.recipe().res_bounds()
     ids = lambda ps: sorted(os.path.basename(p).split(".")[0] for p in ps)  # noqa: E731
     card = models.ModelCard(
