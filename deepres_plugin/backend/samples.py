@@ -48,7 +48,8 @@ class SampleRecipe:
     max_groups: int = 4
     assignments: int = 2  # resolution assignments per orientation
     patches_per_map: int = 8
-    noise_max: float = 0.12  # noise SD as a fraction of the local region's signal maximum
+    noise_max: float = 0.12  # largest noise SD, as a fraction of the reference maximum below
+    noise_ref: str = "local"  # "local": each region's own maximum; "map": the whole map's
     clean_fraction: float = 0.25
     bfactor_max: float = 10.0  # atomic B jitter, Å²
     mask_radius: float = 3.0
@@ -115,12 +116,17 @@ class SampleMaker:
         return keep, (r.max_box,) * 3
 
     def _add_noise(self, vol, label, k, rng):
-        """Gaussian noise whose SD is a fraction of each region's own signal maximum (smoothly
-        blended), so that the amount of noise tells nothing about the resolution."""
+        """Gaussian noise. ``noise_ref="map"``: SD a fraction of the whole map's maximum, as in
+        the paper's test maps (blurred regions, having lower peaks, get the worse SNR);
+        ``"local"``: a fraction of each region's own maximum (smoothly blended), so that the
+        amount of noise tells nothing about the resolution."""
         r = self.r
         if r.noise_max <= 0 or rng.random() < r.clean_fraction:
             return vol
         level = rng.uniform(0, r.noise_max)
+        if r.noise_ref == "map":
+            sd = level * float(vol.max())
+            return vol + (sd * rng.standard_normal(vol.shape)).astype(np.float32)
         peaks = ndimage.maximum(vol, labels=label + 1, index=np.arange(1, k + 1))
         sd = ndimage.gaussian_filter(np.asarray(peaks, np.float32)[label], 3.0 / r.sampling)
         return vol + (level * sd * rng.standard_normal(vol.shape)).astype(np.float32)

@@ -29,15 +29,16 @@ class TrainConfig:
     sampling: float = 1.0
     res_min: float = 2.5
     res_max: float = 13.0
-    epochs: int = 20
-    steps_per_epoch: int = 200
+    epochs: int = 16
+    steps_per_epoch: int = 250
     batch: int = 4
     patch: int = 48
     noise_max: float = 0.12
-    clean_fraction: float = 0.25
+    noise_ref: str = "map"
+    clean_fraction: float = 0.2
     seed: int = 1
     lr: float = 1e-3
-    channels: int = 24
+    channels: int = 16
     last_channels: int = 48
     head: tuple = (48, 32)
     structures: list | None = None  # model files; None = MANIFEST `train` rows
@@ -49,7 +50,7 @@ class TrainConfig:
 
     def recipe(self) -> SampleRecipe:
         return SampleRecipe(sampling=self.sampling, res_min=self.res_min, res_max=self.res_max,
-                            patch=self.patch, noise_max=self.noise_max,
+                            patch=self.patch, noise_max=self.noise_max, noise_ref=self.noise_ref,
                             clean_fraction=self.clean_fraction, **self.extra_recipe)
 
     def spec(self) -> models.DenseSpec:

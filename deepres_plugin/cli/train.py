@@ -22,15 +22,18 @@ def add_args(parser):
                         help="atomic model files to train on (default: MANIFEST train split)")
     parser.add_argument("--val-structures", nargs="+",
                         help="atomic model files for validation (default: MANIFEST val split)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=200, help="steps per epoch")
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=250, help="steps per epoch")
     parser.add_argument("--batch", type=int, default=4, help="patches per step")
     parser.add_argument("--patch", type=int, default=48, help="input patch size (voxels)")
     parser.add_argument("--channels", type=int, default=16, help="trunk channels")
     parser.add_argument("--last-channels", type=int, default=48, help="last trunk layer channels")
     parser.add_argument("--noise-max", type=float, default=0.12,
-                        help="largest noise SD as a fraction of the local signal maximum")
-    parser.add_argument("--clean-fraction", type=float, default=0.25,
+                        help="largest noise SD as a fraction of the --noise-ref maximum")
+    parser.add_argument("--noise-ref", choices=("map", "local"), default="map",
+                        help="noise SD relative to the whole map's maximum (as real maps and "
+                             "the paper's tests) or to each region's own maximum")
+    parser.add_argument("--clean-fraction", type=float, default=0.2,
                         help="fraction of training maps without noise")
     parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (cosine decay)")
     parser.add_argument("--seed", type=int, default=1)
@@ -59,6 +62,7 @@ def config_from_args(args):
                        epochs=args.epochs, steps_per_epoch=args.steps, batch=args.batch,
                        patch=args.patch, channels=args.channels,
                        last_channels=args.last_channels, noise_max=args.noise_max,
+                       noise_ref=args.noise_ref,
                        clean_fraction=args.clean_fraction, lr=args.lr, seed=args.seed,
                        structures=args.structures, val_structures=args.val_structures,
                        val_maps=args.val_maps, threads=args.threads,

@@ -78,21 +78,22 @@ class ProtDeepResTrain(EMProtocol):
                       help="Best resolution the model learns (Å, ≥ 2 × voxel size).")
         line.addParam("resMax", params.FloatParam, default=13.0, label="max",
                       help="Worst resolution the model learns (Å).")
-        form.addParam("epochs", params.IntParam, default=20, label="Epochs",
+        form.addParam("epochs", params.IntParam, default=16, label="Epochs",
                       help="Passes of (steps per epoch × batch) patches; a checkpoint is "
                            "written after each, and 'continue' resumes from it.")
-        form.addParam("stepsPerEpoch", params.IntParam, default=200, label="Steps per epoch",
+        form.addParam("stepsPerEpoch", params.IntParam, default=250, label="Steps per epoch",
                       help="Optimizer steps per epoch.")
         form.addParam("noiseMax", params.FloatParam, default=0.12,
                       expertLevel=params.LEVEL_ADVANCED, label="Max noise",
-                      help="Noise SD drawn up to this fraction of the local signal maximum.")
+                      help="Noise SD drawn up to this fraction of the map maximum (as in "
+                           "the DeepRes paper's test maps: blurred regions get a worse SNR).")
         form.addParam("batch", params.IntParam, default=4, expertLevel=params.LEVEL_ADVANCED,
                       label="Batch size", help="Patches per optimizer step.")
         form.addParam("patch", params.IntParam, default=48, expertLevel=params.LEVEL_ADVANCED,
                       label="Patch size (px)",
                       help="Edge of the training cubes; labels exist for the inner "
                            "(patch - 12)³ voxels.")
-        form.addParam("channels", params.IntParam, default=24,
+        form.addParam("channels", params.IntParam, default=16,
                       expertLevel=params.LEVEL_ADVANCED, label="Trunk channels",
                       help="Width of the convolution trunk (the shipped models' value is in "
                            "their model card). Fewer = faster, less accurate.")
