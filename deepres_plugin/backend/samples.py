@@ -49,10 +49,14 @@ class SampleRecipe:
     assignments: int = 2  # resolution assignments per orientation
     patches_per_map: int = 8
     noise_max: float = 0.12  # largest noise SD, as a fraction of the reference maximum below
-    noise_ref: str = "local"  # "local": each region's own maximum; "map": the whole map's
-    clean_fraction: float = 0.25
+    noise_ref: str = "map"  # "map": the whole map's maximum; "local": each region's own
+    clean_fraction: float = 0.2
     bfactor_max: float = 10.0  # atomic B jitter, Å²
     mask_radius: float = 3.0
+
+    def __post_init__(self):
+        if self.noise_ref not in ("map", "local"):
+            raise ValueError(f"noise_ref must be 'map' or 'local', not {self.noise_ref!r}")
 
     def res_bounds(self) -> tuple[float, float]:
         return max(self.res_min, 2.0 * self.sampling), self.res_max
