@@ -129,11 +129,11 @@ class SampleMaker:
             return vol
         level = rng.uniform(0, r.noise_max)
         if r.noise_ref == "map":
-            sd = level * float(vol.max())
-            return vol + (sd * rng.standard_normal(vol.shape)).astype(np.float32)
-        peaks = ndimage.maximum(vol, labels=label + 1, index=np.arange(1, k + 1))
-        sd = ndimage.gaussian_filter(np.asarray(peaks, np.float32)[label], 3.0 / r.sampling)
-        return vol + (level * sd * rng.standard_normal(vol.shape)).astype(np.float32)
+            ref = float(vol.max())
+        else:
+            peaks = ndimage.maximum(vol, labels=label + 1, index=np.arange(1, k + 1))
+            ref = ndimage.gaussian_filter(np.asarray(peaks, np.float32)[label], 3.0 / r.sampling)
+        return vol + (level * ref * rng.standard_normal(vol.shape)).astype(np.float32)
 
     def _patches(self, vol, truth, mask, rng):
         r = self.r
