@@ -43,7 +43,7 @@ def test_samples_have_per_voxel_labels_within_range():
     rng = np.random.default_rng(5)
     labels = set()
     for _ in range(3):
-        x, y = maker.job(rng)
+        x, y, n = maker.job(rng)
         assert x.shape == (8, 32, 32, 32, 1) and y.shape == (8, 20, 20, 20, 2)
         w = y[..., 1] > 0
         assert 0.05 < w.mean() < 1.0
@@ -64,10 +64,12 @@ def test_noise_relative_to_map_or_region_maximum(ref, ratio):
     label[..., 40:] = 1
     vol = np.zeros(label.shape, np.float32)
     vol[20, 20, 20], vol[20, 20, 60] = 1.0, 0.2
-    noise = maker._add_noise(vol.copy(), label, 2, np.random.default_rng(3)) - vol
+    noisy, sd = maker._add_noise(vol.copy(), label, 2, np.random.default_rng(3))
+    noise = noisy - vol
     sd_a, sd_b = noise[..., :30].std(), noise[..., 50:].std()
     assert 0.0 < sd_a < 0.1
     assert sd_b / sd_a == pytest.approx(ratio, rel=0.05)
+    assert sd == pytest.approx(float(np.median(noise.std(axis=(0, 1)))), rel=0.1)
 
 
 def test_high_recipe_never_labels_beyond_nyquist():

@@ -6,6 +6,9 @@
   valid 3³ convolutions (receptive field exactly ``box``³) is positively homogeneous, so dividing
   its features by the local norm sqrt(box³-sum of x²) equals evaluating each unit-norm box
   separately; a per-voxel head (1×1×1 convolutions with biases) then gives the resolution.
+  With ``noise_input`` the head also sees the map's noise SD divided by the same local RMS
+  (the box's noise-to-signal ratio, scale-invariant too): noise and blur both change a box's
+  spectrum, and telling the net how much noise there is lets it tell the two apart.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class DenseSpec:
     channels: int = 24
     last_channels: int = 48
     head: tuple = (48, 32)
+    noise_input: bool = False  # second input: the map's noise SD (solvent), one per map
 
     @property
     def layers(self) -> int:
@@ -84,7 +88,8 @@ def _box_sum_layer(keras, box: int):
 
 
 def build_dense(spec: DenseSpec, res_init: float = 7.0):
-    """Dense DeepRes model: input (D, H, W, 1) → resolution (D−box+1, H−box+1, W−box+1, 1)."""
+    """Dense DeepRes model: input (D, H, W, 1) [+ noise SD (1,) with ``noise_input``] →
+    resolution (D−box+1, H−box+1, W−box+1, 1)."""
     keras = _keras()
     L = keras.layers
     inp = keras.Input((None, None, None, 1), name="map")
@@ -97,11 +102,25 @@ def build_dense(spec: DenseSpec, res_init: float = 7.0):
     rms = keras.ops.sqrt(_box_sum_layer(keras, spec.box)(keras.ops.square(inp)) / spec.box ** 3
                          + NORM_EPS ** 2)
     x = x / rms
+    inputs = inp
+    if spec.noise_input:
+        noise = keras.Input((1,), name="noise")
+        nsr = L.Reshape((1, 1, 1, 1))(noise) / rms
+        x = keras.ops.concatenate([x, nsr], axis=-1)
+        inputs = [inp, noise]
     for i, c in enumerate(spec.head):
         x = L.Conv3D(c, 1, activation="relu", name=f"head{i}")(x)
     out = L.Conv3D(1, 1, name="resolution",
                    bias_initializer=keras.initializers.Constant(res_init))(x)
-    return keras.Model(inp, out, name="deepres_dense")
+    return keras.Model(inputs, out, name="deepres_dense")
+
+
+def model_inputs(net, x: np.ndarray, noise=None):
+    """What ``net`` is called with: the map batch, plus the noise SDs (N, 1) if it takes them."""
+    if len(net.inputs) == 1:
+        return x
+    n = np.zeros((len(x), 1), np.float32) if noise is None else noise
+    return [x, np.asarray(n, np.float32).reshape(len(x), 1)]
 
 
 def build_paper(box: int = 13, filters: int = 32, hidden: int = 512, dropout: float = 0.2):
@@ -150,9 +169,10 @@ def load_xmipp_h5(path: str):
     return model
 
 
-def unit_norm_boxes(data: np.ndarray, centres: np.ndarray, box: int = 13) -> np.ndarray:
+def unit_norm_boxes(data: np.ndarray, centres: np.ndarray, box: int = 13,
+                    return_norms: bool = False):
     """Boxes of size box³ centred on ``centres`` (N, 3 as z, y, x), each scaled to unit L2 norm
-    (zero-padded at the map border)."""
+    (zero-padded at the map border); with ``return_norms`` also the norms (N,)."""
     h = box // 2
     padded = np.pad(data, h)
     off = np.arange(-h, h + 1)
@@ -161,6 +181,8 @@ def unit_norm_boxes(data: np.ndarray, centres: np.ndarray, box: int = 13) -> np.
     x = centres[:, 2, None, None, None] + h + off[None, None, None, :]
     boxes = padded[z, y, x].astype(np.float32)
     norms = np.sqrt((boxes ** 2).sum(axis=(1, 2, 3), keepdims=True) + NORM_EPS ** 2)
+    if return_norms:
+        return (boxes / norms)[..., None], norms.reshape(-1)
     return (boxes / norms)[..., None]
 
 

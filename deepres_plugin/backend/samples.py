@@ -78,7 +78,8 @@ class SampleMaker:
 
     def job(self, rng: np.random.Generator, path: str | None = None):
         """Patches from one oriented structure: x (N, P, P, P, 1), y (N, Q, Q, Q, 2) with
-        y[..., 0] = resolution label (Å), y[..., 1] = weight; Q = P − 2·halo."""
+        y[..., 0] = resolution label (Å), y[..., 1] = weight; Q = P − 2·halo; and n (N, 1), the
+        SD of the noise added to each patch's map, in the units of x."""
         r = self.r
         path = path or self.paths[rng.integers(len(self.paths))]
         st, pos0 = self._structure(path)
@@ -96,17 +97,19 @@ class SampleMaker:
         dist, label = sim.nearest_atom_maps(pos_box[keep], groups[keep], shape, r.sampling)
         mask = dist <= r.mask_radius
         lo, hi = r.res_bounds()
-        xs, ys = [], []
+        xs, ys, ns = [], [], []
         for _ in range(r.assignments):
             res = rng.uniform(lo, hi, size=k)
             vol = sim.filter_groups(dens, r.sampling, res)
-            vol = self._add_noise(vol, label, k, rng)
-            vol /= max(float(np.abs(vol).max()), 1e-12)
+            vol, sd = self._add_noise(vol, label, k, rng)
+            scale = max(float(np.abs(vol).max()), 1e-12)
+            vol /= scale
             truth = res.astype(np.float32)[label]
             x, y = self._patches(vol, truth, mask, rng)
             xs.append(x)
             ys.append(y)
-        return np.concatenate(xs), np.concatenate(ys)
+            ns.append(np.full((len(x), 1), sd / scale, np.float32))
+        return np.concatenate(xs), np.concatenate(ys), np.concatenate(ns)
 
     def _crop(self, pos, rng):
         """Atoms kept and box shape; large structures are cut to a max_box³ cube."""
@@ -123,17 +126,20 @@ class SampleMaker:
         """Gaussian noise. ``noise_ref="map"``: SD a fraction of the whole map's maximum, as in
         the paper's test maps (blurred regions, having lower peaks, get the worse SNR);
         ``"local"``: a fraction of each region's own maximum (smoothly blended), so that the
-        amount of noise tells nothing about the resolution."""
+        amount of noise tells nothing about the resolution. Returns (map, noise SD), the SD
+        being the median over voxels when it varies."""
         r = self.r
         if r.noise_max <= 0 or rng.random() < r.clean_fraction:
-            return vol
+            return vol, 0.0
         level = rng.uniform(0, r.noise_max)
         if r.noise_ref == "map":
             ref = float(vol.max())
+            sd = level * ref
         else:
             peaks = ndimage.maximum(vol, labels=label + 1, index=np.arange(1, k + 1))
             ref = ndimage.gaussian_filter(np.asarray(peaks, np.float32)[label], 3.0 / r.sampling)
-        return vol + (level * ref * rng.standard_normal(vol.shape)).astype(np.float32)
+            sd = level * float(np.median(ref))
+        return vol + (level * ref * rng.standard_normal(vol.shape)).astype(np.float32), sd
 
     def _patches(self, vol, truth, mask, rng):
         r = self.r

@@ -36,6 +36,7 @@ class TrainConfig:
     noise_max: float = 0.12
     noise_ref: str = "map"
     clean_fraction: float = 0.2
+    noise_input: bool = True  # the head sees the map's noise SD (DenseSpec.noise_input)
     seed: int = 1
     lr: float = 1e-3
     channels: int = 16
@@ -55,7 +56,7 @@ class TrainConfig:
 
     def spec(self) -> models.DenseSpec:
         return models.DenseSpec(channels=self.channels, last_channels=self.last_channels,
-                                head=tuple(self.head))
+                                head=tuple(self.head), noise_input=self.noise_input)
 
 
 def masked_huber(y_true, y_pred):
@@ -83,13 +84,13 @@ class _Producer(threading.Thread):
     def run(self):
         try:
             while not self.stop.is_set():
-                x, y = self.maker.job(self.rng)
+                x, y, n = self.maker.job(self.rng)
                 order = self.rng.permutation(len(x))
                 for i in range(0, len(order) - self.cfg.batch + 1, self.cfg.batch):
                     idx = order[i:i + self.cfg.batch]
                     while not self.stop.is_set():
                         try:
-                            self.q.put((x[idx], y[idx]), timeout=0.5)
+                            self.q.put((x[idx], y[idx], n[idx]), timeout=0.5)
                             break
                         except queue.Full:
                             continue
@@ -111,17 +112,21 @@ def validation_set(cfg: TrainConfig, paths: list[str]):
     """Fixed validation patches (seeded), from val structures only."""
     maker = SampleMaker(cfg.recipe(), paths)
     rng = np.random.default_rng([cfg.seed, 999_999])
-    xs, ys = [], []
+    xs, ys, ns = [], [], []
     for i in range(cfg.val_maps):
-        x, y = maker.job(rng, paths[i % len(paths)])
+        x, y, n = maker.job(rng, paths[i % len(paths)])
         xs.append(x[:4])
         ys.append(y[:4])
-    return np.concatenate(xs), np.concatenate(ys)
+        ns.append(n[:4])
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ns)
 
 
-def evaluate(model, x, y, batch: int = 4) -> dict:
+def evaluate(model, x, y, n=None, batch: int = 4) -> dict:
     """Masked Huber loss, MAE and bias (Å) and MAE per label third of the range."""
-    pred = np.concatenate([model.predict_on_batch(x[i:i + batch]) for i in range(0, len(x), batch)])
+    pred = np.concatenate([
+        model.predict_on_batch(models.model_inputs(model, x[i:i + batch],
+                                                   None if n is None else n[i:i + batch]))
+        for i in range(0, len(x), batch)])
     p, t, w = pred[..., 0], y[..., 0], y[..., 1] > 0
     err = (p - t)[w]
     ae = np.abs(err)
@@ -187,7 +192,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
     if resume and os.path.isfile(os.path.join(ckpt, "state.json")):
         start, history = _load_checkpoint(model, opt, ckpt)
         log.info("resuming at epoch %d", start + 1)
-    vx, vy = validation_set(cfg, val_paths)
+    vx, vy, vn = validation_set(cfg, val_paths)
     maker = SampleMaker(cfg.recipe(), train_paths)
     t0 = time.time()
     for epoch in range(start, cfg.epochs):
@@ -197,8 +202,8 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
         bar = _bar(progress, cfg.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
         try:
             for _ in range(cfg.steps_per_epoch):
-                x, y = prod.get()
-                out = model.train_on_batch(x, y)
+                x, y, n = prod.get()
+                out = model.train_on_batch(models.model_inputs(model, x, n), y)
                 losses.append(float(out[0] if isinstance(out, (list, tuple)) else out))
                 if bar is not None:
                     bar.update(1)
@@ -207,7 +212,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
             prod.stop.set()
             if bar is not None:
                 bar.close()
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), **evaluate(model, vx, vy),
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), **evaluate(model, vx, vy, vn),
                "seconds": round(time.time() - t0, 1)}
         history.append(row)
         log.info("epoch %d: loss %.4f val_loss %.4f val_mae %.3f Å", epoch + 1, row["loss"],

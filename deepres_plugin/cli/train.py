@@ -35,6 +35,9 @@ def add_args(parser):
                              "the paper's tests) or to each region's own maximum")
     parser.add_argument("--clean-fraction", type=float, default=0.2,
                         help="fraction of training maps without noise")
+    parser.add_argument("--no-noise-input", action="store_true",
+                        help="do not give the net the map's noise SD (measured in the solvent "
+                             "at estimation time)")
     parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (cosine decay)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--val-maps", type=int, default=12, help="validation maps (4 patches each)")
@@ -62,7 +65,7 @@ def config_from_args(args):
                        epochs=args.epochs, steps_per_epoch=args.steps, batch=args.batch,
                        patch=args.patch, channels=args.channels,
                        last_channels=args.last_channels, noise_max=args.noise_max,
-                       noise_ref=args.noise_ref,
+                       noise_ref=args.noise_ref, noise_input=not args.no_noise_input,
                        clean_fraction=args.clean_fraction, lr=args.lr, seed=args.seed,
                        structures=args.structures, val_structures=args.val_structures,
                        val_maps=args.val_maps, threads=args.threads,
