@@ -35,13 +35,37 @@ def test_dense_equals_per_box_unit_norm(shape):
     assert np.abs(per_box - dense).max() <= 1e-4
 
 
-def test_shipped_dense_equals_per_box():
-    net, _ = models.load_dense("standard")
-    x = np.random.default_rng(7).standard_normal((24, 25, 26)).astype(np.float32)
-    dense = np.asarray(net(x[None, ..., None]))[0, ..., 0]
-    boxes = models.unit_norm_boxes(x, np.argwhere(np.ones(dense.shape, bool)) + 6)
-    per_box = net.predict(boxes, batch_size=1024, verbose=0).reshape(dense.shape)
+def test_noise_input_dense_equals_per_box_and_matters():
+    """With the noise input the head sees noise SD / local RMS: still exactly the per-box
+    evaluation (box and noise SD scaled by the box norm), scale-invariant, and not ignored."""
+    spec = models.DenseSpec(channels=6, last_channels=8, head=(8,), noise_input=True)
+    net = models.build_dense(spec)
+    _random_trunk_weights(net, 5)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((22, 23, 21)).astype(np.float32) * 3 + 0.5
+    sd = 0.8
+    dense = np.asarray(net(models.model_inputs(net, x[None, ..., None], [[sd]])))[0, ..., 0]
+    boxes, norms = models.unit_norm_boxes(x, np.argwhere(np.ones(dense.shape, bool)) + 6,
+                                          return_norms=True)
+    per_box = net.predict(models.model_inputs(net, boxes, sd / norms[:, None]), batch_size=512,
+                          verbose=0).reshape(dense.shape)
     assert np.abs(per_box - dense).max() <= 1e-4
+    scaled = np.asarray(net(models.model_inputs(net, 37.0 * x[None, ..., None], [[37.0 * sd]])))
+    assert np.abs(scaled[0, ..., 0] - dense).max() <= 1e-4
+    clean = np.asarray(net(models.model_inputs(net, x[None, ..., None], [[0.0]])))[0, ..., 0]
+    assert np.abs(clean - dense).mean() > 0.05
+
+
+def test_shipped_dense_equals_per_box():
+    for name in models.SHIPPED:
+        net, _ = models.load_dense(name)
+        x = np.random.default_rng(7).standard_normal((24, 25, 26)).astype(np.float32)
+        dense = np.asarray(net(models.model_inputs(net, x[None, ..., None], [[0.3]])))[0, ..., 0]
+        boxes, norms = models.unit_norm_boxes(x, np.argwhere(np.ones(dense.shape, bool)) + 6,
+                                              return_norms=True)
+        per_box = net.predict(models.model_inputs(net, boxes, 0.3 / norms[:, None]),
+                              batch_size=1024, verbose=0).reshape(dense.shape)
+        assert np.abs(per_box - dense).max() <= 1e-4
 
 
 def test_dense_is_scale_invariant():

@@ -77,6 +77,21 @@ def test_high_recipe_never_labels_beyond_nyquist():
     assert r.res_bounds() == (1.8, 6.0)
 
 
+def test_weight_average_is_bias_corrected():
+    net = models.build_dense(models.DenseSpec(channels=2, last_channels=2, head=(2,)))
+    w1 = net.get_weights()
+    avg = training.WeightAverage(net, 0.9)
+    for _ in range(3):
+        avg.update(net)
+    for a, b in zip(avg.weights(net), w1):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # constant weights: no shrinkage
+    net.set_weights([w + 1.0 for w in w1])
+    avg.update(net)
+    newest = 0.1 / (1 - 0.9 ** 4)  # the newest step's share of the bias-corrected average
+    for a, b in zip(avg.weights(net), w1):
+        np.testing.assert_allclose(a - b, newest, rtol=1e-5, atol=1e-6)
+
+
 def test_tiny_training_learns_and_resume_is_exact(tmp_path):
     full = training.train(_tiny(), str(tmp_path / "full"), progress=False)
     with open(tmp_path / "full" / "history.csv", newline="") as fh:

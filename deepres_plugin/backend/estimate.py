@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import filters, models
+from .masks import SOLVENT_MARGIN, solvent_noise
 from .volume import (InputError, Volume, atomic_write_text, output_paths, read_mask,
                      read_volume, write_volume)
 
@@ -37,6 +38,7 @@ class EstimateResult:
     timings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     clamp: tuple = (0.0, 0.0)
+    noise_sd: float | None = None  # solvent noise SD / masked map maximum, if the model uses it
 
 
 def get_model(name_or_path: str):
@@ -89,8 +91,17 @@ def _estimate_with(vol, mask, name, progress, timings) -> EstimateResult:
                                 grid.shape) > 0
         mgrid = ndimage.binary_dilation(mgrid, iterations=2)
     timings["resample_s"] = timings.get("resample_s", 0.0) + time.perf_counter() - t
+    warnings = []
+    noise = None
+    if card.dense_spec().noise_input:
+        noise = solvent_noise(grid, mgrid, card.sampling)
+        if noise is None:
+            warnings.append(f"no solvent {SOLVENT_MARGIN:g} Å beyond the mask to measure the "
+                            "noise: the map is taken as noise-free")
+            noise = 0.0
+        log.info("solvent noise SD %.4g × the masked maximum", noise)
     t = time.perf_counter()
-    res = predict_tiles(net, grid, mgrid, card.dense_spec().halo, progress)
+    res = predict_tiles(net, grid, mgrid, card.dense_spec().halo, progress, noise)
     timings["inference_s"] = timings.get("inference_s", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     if not same:
@@ -101,7 +112,6 @@ def _estimate_with(vol, mask, name, progress, timings) -> EstimateResult:
     timings["resample_back_s"] = timings.get("resample_back_s", 0.0) + time.perf_counter() - t
     inside = res[mask]
     st = stats(inside)
-    warnings = []
     if 2.0 * vol.sampling > card.res_min:
         warnings.append(f"sampling {vol.sampling:.3f} Å/px limits resolution to Nyquist "
                         f"{2 * vol.sampling:.2f} Å; the model was trained down to "
@@ -114,12 +124,13 @@ def _estimate_with(vol, mask, name, progress, timings) -> EstimateResult:
                             f"trained range {card.res_min:.1f}–{card.res_max:.1f} Å")
     for w in warnings:
         log.warning(w)
-    return EstimateResult(res, mask, name, card, st, dict(timings), warnings, (lo, hi))
+    return EstimateResult(res, mask, name, card, st, dict(timings), warnings, (lo, hi), noise)
 
 
 def predict_tiles(net, grid: np.ndarray, mask: np.ndarray, halo: int,
-                  progress: bool = False) -> np.ndarray:
-    """Dense prediction over ``grid`` in fixed-shape tiles; tiles without mask voxels skipped."""
+                  progress: bool = False, noise: float | None = None) -> np.ndarray:
+    """Dense prediction over ``grid`` in fixed-shape tiles; tiles without mask voxels skipped.
+    ``noise``: the map's noise SD, for models that take it."""
     tile = min(TILE, int(np.ceil(max(grid.shape) / 8.0)) * 8)
     nt = [int(np.ceil(n / tile)) for n in grid.shape]
     padded = np.zeros([n * tile + 2 * halo for n in nt], np.float32)
@@ -135,10 +146,11 @@ def predict_tiles(net, grid: np.ndarray, mask: np.ndarray, halo: int,
 
         bar = tqdm(total=len(todo), desc="DeepRes", unit="tile", leave=False)
     x = np.empty((1, tile + 2 * halo, tile + 2 * halo, tile + 2 * halo, 1), np.float32)
+    inputs = models.model_inputs(net, x, None if noise is None else [[noise]])
     for iz, iy, ix in todo:  # a handful of tiles, each evaluated densely
         z, y, xx = iz * tile, iy * tile, ix * tile
         x[0, ..., 0] = padded[z:z + tile + 2 * halo, y:y + tile + 2 * halo, xx:xx + tile + 2 * halo]
-        out[z:z + tile, y:y + tile, xx:xx + tile] = np.asarray(net(x, training=False))[0, ..., 0]
+        out[z:z + tile, y:y + tile, xx:xx + tile] = np.asarray(net(inputs, training=False))[0, ..., 0]
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -194,7 +206,7 @@ def run(map_path: str, out_path: str, mask_path: str | None = None, model: str =
         "sampling": vol.sampling, "shape_zyx": list(vol.shape), "origin_xyz": list(vol.origin),
         "model": result.model, "model_sampling": result.card.sampling,
         "model_range": [result.card.res_min, result.card.res_max],
-        "clamp": list(result.clamp), "stats": result.stats,
+        "clamp": list(result.clamp), "noise_sd": result.noise_sd, "stats": result.stats,
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "warnings": result.warnings}
     atomic_write_text(paths["json"], json.dumps(summary, indent=2) + "\n")

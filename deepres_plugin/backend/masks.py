@@ -27,6 +27,9 @@ DILATE = 3.0  # Å
 BORDER = 0.05  # fraction of the box length used to measure solvent noise
 NOISE_SIGMAS = 5.0
 MIN_COMPONENT = 0.05  # keep components with at least this fraction of the largest one's size
+SOLVENT_MARGIN = 5.0  # Å between the mask and the solvent used to measure noise
+MIN_SOLVENT = 1000  # voxels
+SOLVENT_SAMPLES = 1_000_000  # at most this many solvent voxels enter the median
 
 
 def otsu_threshold(values: np.ndarray, nbins: int = 256) -> float:
@@ -49,6 +52,19 @@ def border_noise(data: np.ndarray, fraction: float = BORDER) -> tuple[float, flo
     vals = data[~inner]
     med = float(np.median(vals))
     return med, float(1.4826 * np.median(np.abs(vals - med)))
+
+
+def solvent_noise(data: np.ndarray, mask: np.ndarray, sampling: float,
+                  margin: float = SOLVENT_MARGIN) -> float | None:
+    """Robust SD (1.4826 × MAD) of the solvent: voxels more than ``margin`` Å (a cube, cheap
+    and uint8) outside ``mask``. None when the box holds fewer than MIN_SOLVENT such voxels."""
+    r = int(np.ceil(margin / sampling))
+    near = ndimage.maximum_filter(np.asarray(mask, np.uint8), size=2 * r + 1, mode="constant")
+    vals = data[near == 0]
+    if vals.size < MIN_SOLVENT:
+        return None
+    vals = vals[::max(1, vals.size // SOLVENT_SAMPLES)].astype(np.float64)
+    return float(1.4826 * np.median(np.abs(vals - np.median(vals))))
 
 
 def keep_large_components(mask: np.ndarray, min_fraction: float = MIN_COMPONENT) -> np.ndarray:

@@ -39,6 +39,9 @@ def add_args(parser):
                         help="do not give the net the map's noise SD (measured in the solvent "
                              "at estimation time)")
     parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (cosine decay)")
+    parser.add_argument("--ema", type=float, default=0.998,
+                        help="decay of the weight average that is validated and exported "
+                             "(0 = the last step's weights)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--val-maps", type=int, default=12, help="validation maps (4 patches each)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
@@ -66,7 +69,8 @@ def config_from_args(args):
                        patch=args.patch, channels=args.channels,
                        last_channels=args.last_channels, noise_max=args.noise_max,
                        noise_ref=args.noise_ref, noise_input=not args.no_noise_input,
-                       clean_fraction=args.clean_fraction, lr=args.lr, seed=args.seed,
+                       clean_fraction=args.clean_fraction, lr=args.lr, ema=args.ema,
+                       seed=args.seed,
                        structures=args.structures, val_structures=args.val_structures,
                        val_maps=args.val_maps, threads=args.threads,
                        command=_command_line())
