@@ -87,6 +87,11 @@ class ProtDeepResTrain(EMProtocol):
                       expertLevel=params.LEVEL_ADVANCED, label="Max noise",
                       help="Noise SD drawn up to this fraction of the map maximum (as in "
                            "the DeepRes paper's test maps: blurred regions get a worse SNR).")
+        form.addParam("noiseInput", params.BooleanParam, default=True,
+                      expertLevel=params.LEVEL_ADVANCED, label="Give the net the noise level?",
+                      help="The head also sees the map's noise SD (at estimation time measured "
+                           "in the solvent, 5 Å beyond the mask), so that noise and blur are "
+                           "not confused. The shipped standard model uses it.")
         form.addParam("batch", params.IntParam, default=4, expertLevel=params.LEVEL_ADVANCED,
                       label="Batch size", help="Patches per optimizer step.")
         form.addParam("patch", params.IntParam, default=48, expertLevel=params.LEVEL_ADVANCED,
@@ -133,7 +138,8 @@ class ProtDeepResTrain(EMProtocol):
             name=name, sampling=self.samplingRate.get(), res_min=self.resMin.get(),
             res_max=self.resMax.get(), epochs=self.epochs.get(),
             steps_per_epoch=self.stepsPerEpoch.get(), batch=self.batch.get(),
-            patch=self.patch.get(), noise_max=self.noiseMax.get(), seed=self.seed.get(),
+            patch=self.patch.get(), noise_max=self.noiseMax.get(),
+            noise_input=bool(self.noiseInput.get()), seed=self.seed.get(),
             lr=self.learningRate.get(), channels=self.channels.get(),
             last_channels=self.lastChannels.get(), head=self._head(), val_maps=self.valMaps.get(),
             structures=train_files, val_structures=val_files,
