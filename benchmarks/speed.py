@@ -101,19 +101,24 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="bench_output/speed.json")
     p.add_argument("--skip-512", action="store_true")
+    p.add_argument("--parts", default="voxel,256,512",
+                   help="comma-separated subset of voxel (per-voxel ratio), 256, 512")
     a = p.parse_args(argv)
-    res = {"per_voxel": per_voxel()}
-    pv = res["per_voxel"]
-    print(f"paper sliding window: {pv['paper_voxels_per_s']:.0f} voxels/s; dense on the same "
-          f"{pv['voxels']} voxels: {pv['dense_voxels_per_s']:.0f} voxels/s → "
-          f"{pv['ratio_same_voxels']:.0f}×; dense on 128³: {pv['dense_128cube_voxels_per_s']:.0f}"
-          f" voxels/s → {pv['ratio_per_voxel_128cube']:.0f}× per voxel")
+    parts = set(a.parts.split(",")) - ({"512"} if a.skip_512 else set())
+    res = {}
+    if "voxel" in parts:
+        res["per_voxel"] = pv = per_voxel()
+        print(f"paper sliding window: {pv['paper_voxels_per_s']:.0f} voxels/s; dense on the same "
+              f"{pv['voxels']} voxels: {pv['dense_voxels_per_s']:.0f} voxels/s → "
+              f"{pv['ratio_same_voxels']:.0f}×; dense on 128³: "
+              f"{pv['dense_128cube_voxels_per_s']:.0f} voxels/s → "
+              f"{pv['ratio_per_voxel_128cube']:.0f}× per voxel")
     with tempfile.TemporaryDirectory() as tmp:
-        res["estimate_256"] = end_to_end(256, tmp)
-        r = res["estimate_256"]
-        print(f"deepres estimate 256³ (mask {100 * r['mask_fraction']:.0f} %): "
-              f"{r['wall_s']:.1f} s wall, peak RSS {r['peak_rss_GB']:.2f} GB, {r['timings']}")
-        if not a.skip_512:
+        if "256" in parts:
+            res["estimate_256"] = r = end_to_end(256, tmp)
+            print(f"deepres estimate 256³ (mask {100 * r['mask_fraction']:.0f} %): "
+                  f"{r['wall_s']:.1f} s wall, peak RSS {r['peak_rss_GB']:.2f} GB, {r['timings']}")
+        if "512" in parts:
             res["estimate_512"] = end_to_end(512, tmp)
             r = res["estimate_512"]
             print(f"deepres estimate 512³ (mask {100 * r['mask_fraction']:.0f} %): "
