@@ -201,6 +201,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
           callback=None) -> str:
     """Train a dense model; returns ``<out_dir>/<name>`` (weights + card written there)."""
     train_paths, val_paths = _resolve_paths(cfg)
+    version = _code_version()  # the code that trains, not whatever is checked out at the end
     os.makedirs(os.path.join(out_dir, "checkpoint"), exist_ok=True)
     keras = models._keras()
     import tensorflow as tf
@@ -260,7 +261,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
             callback(epoch + 1, row)
     base = os.path.join(out_dir, cfg.name)
     model.set_weights(avg.weights(model))
-    _export(model, cfg, base, history, train_paths, val_paths)
+    _export(model, cfg, base, history, train_paths, val_paths, version)
     return base
 
 
@@ -331,7 +332,7 @@ def plot_history(csv_path: str, png_path: str) -> str:
     return png_path
 
 
-def _export(model, cfg, base, history, train_paths, val_paths):
+def _export(model, cfg, base, history, train_paths, val_paths, version):
     with atomic_path(base + ".weights.h5", ".weights.h5") as tmp:
         model.save_weights(tmp)
     lo, hi = cfg.recipe().res_bounds()
@@ -344,6 +345,6 @@ def _export(model, cfg, base, history, train_paths, val_paths):
                "train_ids": ids(train_paths), "val_ids": ids(val_paths),
                "validation": history[-1] if history else {},
                "training_seconds": history[-1]["seconds"] if history else 0,
-               "command": cfg.command, "code_version": _code_version(),
+               "command": cfg.command, "code_version": version,
                "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     models.write_card(base + ".json", card)
