@@ -91,9 +91,10 @@ def _estimate_with(vol, mask, name, progress, timings) -> EstimateResult:
                                 grid.shape) > 0
         mgrid = ndimage.binary_dilation(mgrid, iterations=2)
     timings["resample_s"] = timings.get("resample_s", 0.0) + time.perf_counter() - t
+    spec = card.dense_spec()
     warnings = []
     noise = None
-    if card.dense_spec().noise_input:
+    if spec.noise_input:
         noise = solvent_noise(grid, mgrid, card.sampling)
         if noise is None:
             warnings.append(f"no solvent {SOLVENT_MARGIN:g} Å beyond the mask to measure the "
@@ -101,7 +102,7 @@ def _estimate_with(vol, mask, name, progress, timings) -> EstimateResult:
             noise = 0.0
         log.info("solvent noise SD %.4g × the masked maximum", noise)
     t = time.perf_counter()
-    res = predict_tiles(net, grid, mgrid, card.dense_spec().halo, progress, noise)
+    res = predict_tiles(net, grid, mgrid, spec.halo, progress, noise)
     timings["inference_s"] = timings.get("inference_s", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     if not same:

@@ -44,27 +44,30 @@ def otsu_threshold(values: np.ndarray, nbins: int = 256) -> float:
     return float(centres[np.argmax(w0 * w1 * (m0 - m1) ** 2)])
 
 
-def border_noise(data: np.ndarray, fraction: float = BORDER) -> tuple[float, float]:
-    """Median and robust SD (1.4826 × MAD) of the voxels in the outer ``fraction`` of the box."""
-    b = [max(1, int(round(fraction * n))) for n in data.shape]
-    inner = np.zeros(data.shape, bool)
-    inner[b[0]:-b[0], b[1]:-b[1], b[2]:-b[2]] = True
-    vals = data[~inner]
+def robust_sd(vals: np.ndarray) -> tuple[float, float]:
+    """Median and robust SD (1.4826 × median absolute deviation) of ``vals``."""
     med = float(np.median(vals))
     return med, float(1.4826 * np.median(np.abs(vals - med)))
 
 
+def border_noise(data: np.ndarray, fraction: float = BORDER) -> tuple[float, float]:
+    """Median and robust SD of the voxels in the outer ``fraction`` of the box."""
+    b = [max(1, int(round(fraction * n))) for n in data.shape]
+    inner = np.zeros(data.shape, bool)
+    inner[b[0]:-b[0], b[1]:-b[1], b[2]:-b[2]] = True
+    return robust_sd(data[~inner])
+
+
 def solvent_noise(data: np.ndarray, mask: np.ndarray, sampling: float,
                   margin: float = SOLVENT_MARGIN) -> float | None:
-    """Robust SD (1.4826 × MAD) of the solvent: voxels more than ``margin`` Å (a cube, cheap
+    """Robust SD (``robust_sd``) of the solvent: voxels more than ``margin`` Å (a cube, cheap
     and uint8) outside ``mask``. None when the box holds fewer than MIN_SOLVENT such voxels."""
     r = int(np.ceil(margin / sampling))
     near = ndimage.maximum_filter(np.asarray(mask, np.uint8), size=2 * r + 1, mode="constant")
     vals = data[near == 0]
     if vals.size < MIN_SOLVENT:
         return None
-    vals = vals[::max(1, vals.size // SOLVENT_SAMPLES)].astype(np.float64)
-    return float(1.4826 * np.median(np.abs(vals - np.median(vals))))
+    return robust_sd(vals[::max(1, vals.size // SOLVENT_SAMPLES)].astype(np.float64))[1]
 
 
 def keep_large_components(mask: np.ndarray, min_fraction: float = MIN_COMPONENT) -> np.ndarray:

@@ -82,6 +82,8 @@ class WeightAverage:
         self.avg = [np.zeros(w.shape, np.float64) for w in model.get_weights()]
 
     def update(self, model):
+        if self.decay <= 0:
+            return
         self.n += 1
         for a, w in zip(self.avg, model.get_weights()):
             a *= self.decay
@@ -237,8 +239,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
             for _ in range(cfg.steps_per_epoch):
                 x, y, n = prod.get()
                 out = model.train_on_batch(models.model_inputs(model, x, n), y)
-                if cfg.ema > 0:
-                    avg.update(model)
+                avg.update(model)
                 losses.append(float(out[0] if isinstance(out, (list, tuple)) else out))
                 if bar is not None:
                     bar.update(1)
