@@ -30,7 +30,7 @@ def test_help_is_fast_and_light(deepres):
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("cmd", ["info", "simulate", "demo"])
+@pytest.mark.parametrize("cmd", ["info", "simulate", "demo", "calibrate", "train"])
 def test_command_help(deepres, cmd):
     r = deepres(cmd, "--help")
     assert r.returncode == 0 and r.stdout.startswith("usage: deepres " + cmd)

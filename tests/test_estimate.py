@@ -99,6 +99,15 @@ def test_cli_estimate_auto_mask_and_extras(tmp_path, val_structure):
     true_sd = 0.03 * simulate.simulate(val_structure, 1.0, 4.5, seed=4).map.max() / np.abs(
         sim.map[mask.data > 0.5]).max()
     assert summary["noise_sd"] == pytest.approx(true_sd, rel=0.1)
+    assert summary["calibrated"] is True
+    raw = tmp_path / "raw.mrc"
+    proc = subprocess.run([str(DEEPRES), "estimate", str(mp), "--mask",
+                           str(tmp_path / "loc_mask.mrc"), "-o", str(raw), "--no-progress",
+                           "--no-calibration"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "raw.json").read_text())["calibrated"] is False
+    assert np.abs(read_volume(str(raw)).data - read_volume(str(out)).data).max() > 0.01
 
 
 def test_cli_bad_model_is_one_line_error(tmp_path, val_structure):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from deepres_plugin.backend import models, samples, training
+from deepres_plugin.backend.volume import InputError
 
 TRAIN_IDS = ["1a5t", "1ubi"]  # small `train` structures
 
@@ -20,10 +21,10 @@ def _paths(ids):
 
 def _tiny(**kw):
     val = [r["path"] for r in samples.manifest("val") if r["id"] == "5pti"]
-    return training.TrainConfig(name="tiny", epochs=kw.pop("epochs", 3), steps_per_epoch=8,
-                                batch=2, patch=32, channels=4, last_channels=8, head=(8,),
-                                lr=1e-2, val_maps=1, structures=_paths(TRAIN_IDS),
-                                val_structures=val, threads=2, **kw)
+    args = dict(name="tiny", epochs=3, steps_per_epoch=8, batch=2, patch=32, channels=4,
+                last_channels=8, head=(8,), lr=1e-2, val_maps=1, structures=_paths(TRAIN_IDS),
+                val_structures=val, threads=2, calibration_maps=0)
+    return training.TrainConfig(**{**args, **kw})
 
 
 def test_manifest_split_is_respected():
@@ -93,7 +94,7 @@ def test_weight_average_is_bias_corrected():
 
 
 def test_tiny_training_learns_and_resume_is_exact(tmp_path):
-    full = training.train(_tiny(), str(tmp_path / "full"), progress=False)
+    full = training.train(_tiny(calibration_maps=3), str(tmp_path / "full"), progress=False)
     with open(tmp_path / "full" / "history.csv", newline="") as fh:
         hist = list(csv.DictReader(fh))
     assert len(hist) == 3
@@ -103,6 +104,8 @@ def test_tiny_training_learns_and_resume_is_exact(tmp_path):
     assert card["sampling"] == 1.0 and card["epochs"] == 3
     assert set(card["train_ids"]) == set(TRAIN_IDS) and card["val_ids"] == ["5pti"]
     assert "val_mae" in card["validation"]
+    assert card["calibration"]["maps"] == 3 and card["calibration"]["structures"] == TRAIN_IDS
+    assert models.read_card(full + ".json").calibration() is not None
 
     class Stop(Exception):
         pass
@@ -118,3 +121,19 @@ def test_tiny_training_learns_and_resume_is_exact(tmp_path):
     b, _ = models.load_dense(resumed + ".weights.h5")
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, atol=1e-5)
+
+
+def test_init_starts_from_a_trained_model(tmp_path):
+    """--init copies the weights (learning rate 0: the export equals them) and is recorded;
+    another architecture is refused."""
+    first = training.train(_tiny(epochs=1), str(tmp_path / "a"), progress=False)
+    tuned = training.train(_tiny(epochs=1, init=first + ".weights.h5", lr=0.0),
+                           str(tmp_path / "b"), progress=False)
+    a, _ = models.load_dense(first + ".weights.h5")
+    b, card = models.load_dense(tuned + ".weights.h5")
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, atol=1e-6)
+    assert card.extra["init"]["model"] == first + ".weights.h5"
+    with pytest.raises(InputError, match="architecture"):
+        training.train(_tiny(epochs=1, init=first + ".weights.h5", channels=6),
+                       str(tmp_path / "c"), progress=False)

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import filters, models
+from .calibration import nsr
 from .masks import SOLVENT_MARGIN, solvent_noise
 from .volume import (InputError, Volume, atomic_write_text, output_paths, read_mask,
                      read_volume, write_volume)
@@ -39,6 +40,7 @@ class EstimateResult:
     warnings: list = field(default_factory=list)
     clamp: tuple = (0.0, 0.0)
     noise_sd: float | None = None  # solvent noise SD / masked map maximum, if the model uses it
+    calibrated: bool = False  # the card's calibration was applied (calibration.py)
 
 
 def get_model(name_or_path: str):
@@ -50,8 +52,9 @@ def get_model(name_or_path: str):
 
 
 def estimate(vol: Volume, mask: np.ndarray | None, model: str = "auto",
-             progress: bool = False) -> EstimateResult:
-    """Local resolution (Å) of ``vol`` inside ``mask`` (auto-mask when None)."""
+             progress: bool = False, calibrate: bool = True) -> EstimateResult:
+    """Local resolution (Å) of ``vol`` inside ``mask`` (auto-mask when None). ``calibrate``:
+    apply the model card's calibration, when it has one (False: the network's raw answer)."""
     t0 = time.perf_counter()
     timings = {}
     if mask is None:
@@ -65,17 +68,17 @@ def estimate(vol: Volume, mask: np.ndarray | None, model: str = "auto",
     if not mask.any():
         raise InputError("mask is empty")
     name = "standard" if model == "auto" else model
-    result = _estimate_with(vol, mask, name, progress, timings)
+    result = _estimate_with(vol, mask, name, progress, timings, calibrate)
     if (model == "auto" and vol.sampling <= AUTO_HIGH_SAMPLING
             and result.stats["median"] < AUTO_HIGH_MEDIAN):
         log.info("standard model median %.2f Å < %.1f Å at %.3f Å/px: using the high model",
                  result.stats["median"], AUTO_HIGH_MEDIAN, vol.sampling)
-        result = _estimate_with(vol, mask, "high", progress, timings)
+        result = _estimate_with(vol, mask, "high", progress, timings, calibrate)
     result.timings["total_s"] = time.perf_counter() - t0
     return result
 
 
-def _estimate_with(vol, mask, name, progress, timings) -> EstimateResult:
+def _estimate_with(vol, mask, name, progress, timings, calibrate=True) -> EstimateResult:
     from .report import stats
 
     net, card = get_model(name)
@@ -92,9 +95,10 @@ def _estimate_with(vol, mask, name, progress, timings) -> EstimateResult:
         mgrid = ndimage.binary_dilation(mgrid, iterations=2)
     timings["resample_s"] = timings.get("resample_s", 0.0) + time.perf_counter() - t
     spec = card.dense_spec()
+    calibration = card.calibration() if calibrate else None
     warnings = []
     noise = None
-    if spec.noise_input:
+    if spec.noise_input or calibration is not None:
         noise = solvent_noise(grid, mgrid, card.sampling)
         if noise is None:
             warnings.append(f"no solvent {SOLVENT_MARGIN:g} Å beyond the mask to measure the "
@@ -102,7 +106,7 @@ def _estimate_with(vol, mask, name, progress, timings) -> EstimateResult:
             noise = 0.0
         log.info("solvent noise SD %.4g × the masked maximum", noise)
     t = time.perf_counter()
-    res = predict_tiles(net, grid, mgrid, spec.halo, progress, noise)
+    res = predict_tiles(net, grid, mgrid, spec.halo, progress, noise, calibration)
     timings["inference_s"] = timings.get("inference_s", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     if not same:
@@ -125,13 +129,16 @@ def _estimate_with(vol, mask, name, progress, timings) -> EstimateResult:
                             f"trained range {card.res_min:.1f}–{card.res_max:.1f} Å")
     for w in warnings:
         log.warning(w)
-    return EstimateResult(res, mask, name, card, st, dict(timings), warnings, (lo, hi), noise)
+    return EstimateResult(res, mask, name, card, st, dict(timings), warnings, (lo, hi), noise,
+                          calibration is not None)
 
 
 def predict_tiles(net, grid: np.ndarray, mask: np.ndarray, halo: int,
-                  progress: bool = False, noise: float | None = None) -> np.ndarray:
+                  progress: bool = False, noise: float | None = None,
+                  calibration=None) -> np.ndarray:
     """Dense prediction over ``grid`` in fixed-shape tiles; tiles without mask voxels skipped.
-    ``noise``: the map's noise SD, for models that take it."""
+    ``noise``: the map's noise SD, for models that take it and for ``calibration``, which is
+    applied per tile with each box's noise-to-signal ratio."""
     tile = min(TILE, int(np.ceil(max(grid.shape) / 8.0)) * 8)
     nt = [int(np.ceil(n / tile)) for n in grid.shape]
     padded = np.zeros([n * tile + 2 * halo for n in nt], np.float32)
@@ -151,7 +158,10 @@ def predict_tiles(net, grid: np.ndarray, mask: np.ndarray, halo: int,
     for iz, iy, ix in todo:  # a handful of tiles, each evaluated densely
         z, y, xx = iz * tile, iy * tile, ix * tile
         x[0, ..., 0] = padded[z:z + tile + 2 * halo, y:y + tile + 2 * halo, xx:xx + tile + 2 * halo]
-        out[z:z + tile, y:y + tile, xx:xx + tile] = np.asarray(net(inputs, training=False))[0, ..., 0]
+        pred = np.asarray(net(inputs, training=False))[0, ..., 0]
+        if calibration is not None:
+            pred = calibration.apply(pred, nsr(noise or 0.0, x[0, ..., 0], 2 * halo + 1))
+        out[z:z + tile, y:y + tile, xx:xx + tile] = pred
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -176,7 +186,7 @@ def _rescale_linear(arr: np.ndarray, scale, dst_shape) -> np.ndarray:
 
 def run(map_path: str, out_path: str, mask_path: str | None = None, model: str = "auto",
         histogram: str | None = None, slices: str | None = None, chimerax: str | None = None,
-        progress: bool = False) -> EstimateResult:
+        progress: bool = False, calibrate: bool = True) -> EstimateResult:
     """Read, estimate and write OUT.mrc (input grid and header), OUT.json and optional
     histogram/slices PNG and ChimeraX script; the auto-mask as OUT_mask.mrc without --mask."""
     from . import report
@@ -185,7 +195,7 @@ def run(map_path: str, out_path: str, mask_path: str | None = None, model: str =
     vol = read_volume(map_path, "map")
     mask = read_mask(mask_path, vol) if mask_path else None
     t_read = time.perf_counter() - t0
-    result = estimate(vol, mask, model, progress)
+    result = estimate(vol, mask, model, progress, calibrate)
     paths = output_paths(out_path)
     t = time.perf_counter()
     write_volume(paths["map"], vol, result.resolution)
@@ -207,7 +217,8 @@ def run(map_path: str, out_path: str, mask_path: str | None = None, model: str =
         "sampling": vol.sampling, "shape_zyx": list(vol.shape), "origin_xyz": list(vol.origin),
         "model": result.model, "model_sampling": result.card.sampling,
         "model_range": [result.card.res_min, result.card.res_max],
-        "clamp": list(result.clamp), "noise_sd": result.noise_sd, "stats": result.stats,
+        "clamp": list(result.clamp), "noise_sd": result.noise_sd,
+        "calibrated": result.calibrated, "stats": result.stats,
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "warnings": result.warnings}
     atomic_write_text(paths["json"], json.dumps(summary, indent=2) + "\n")

@@ -56,6 +56,13 @@ class ModelCard:
     spec: dict = field(default_factory=lambda: asdict(DenseSpec()))
     extra: dict = field(default_factory=dict)
 
+    def calibration(self):
+        """The card's :class:`~.calibration.Calibration`, or None when it has none."""
+        from .calibration import Calibration
+
+        d = self.extra.get("calibration")
+        return None if d is None else Calibration.from_dict(d)
+
     def dense_spec(self) -> DenseSpec:
         d = dict(self.spec)
         d["head"] = tuple(d.get("head", (48, 32)))
@@ -71,6 +78,21 @@ def _keras():
     import keras
 
     return keras
+
+
+def set_threads(threads: int) -> None:
+    """Limit TensorFlow to ``threads`` CPU threads (must come before its first use)."""
+    _keras()
+    import logging
+
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already running in this process: keep its threads
+        logging.getLogger(__name__).warning(
+            "TensorFlow is already initialised: --threads %d ignored", threads)
 
 
 def _box_sum_layer(keras, box: int):

@@ -1,7 +1,7 @@
 """Training loop for the dense DeepRes model: background sample producer, masked Huber loss in Å,
 cosine-decayed Adam, an exponential moving average of the weights (validated and exported),
 per-epoch checkpoints with exact resume, validation on `val` structures only, history CSV + loss
-PNG, weights + JSON model card."""
+PNG, weights + JSON model card, then the calibration on `train` structures (calibration.py)."""
 from __future__ import annotations
 
 import csv
@@ -48,6 +48,8 @@ class TrainConfig:
     val_structures: list | None = None  # None = MANIFEST `val` rows
     val_maps: int = 12
     threads: int = 0  # 0 = TensorFlow default
+    calibration_maps: int = 200  # maps simulated to calibrate the exported model (0 = none)
+    init: str | None = None  # start from this trained model's weights (fine-tuning)
     command: str = ""
     extra_recipe: dict = field(default_factory=dict)
 
@@ -206,17 +208,12 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
     version = _code_version()  # the code that trains, not whatever is checked out at the end
     os.makedirs(os.path.join(out_dir, "checkpoint"), exist_ok=True)
     keras = models._keras()
-    import tensorflow as tf
-
     if cfg.threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already running in this process: keep its threads
-            log.warning("TensorFlow is already initialised: --threads %d ignored", cfg.threads)
+        models.set_threads(cfg.threads)
     keras.utils.set_random_seed(cfg.seed)
     lo, hi = cfg.recipe().res_bounds()
     model = models.build_dense(cfg.spec(), res_init=0.5 * (lo + hi))
+    init_info = _initialise(model, cfg) if cfg.init else None
     total = cfg.epochs * cfg.steps_per_epoch
     sched = keras.optimizers.schedules.CosineDecay(cfg.lr, total, alpha=0.02)
     opt = keras.optimizers.Adam(sched, clipnorm=1.0)
@@ -262,8 +259,27 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
             callback(epoch + 1, row)
     base = os.path.join(out_dir, cfg.name)
     model.set_weights(avg.weights(model))
-    _export(model, cfg, base, history, train_paths, val_paths, version)
+    _export(model, cfg, base, history, train_paths, val_paths, version, init_info)
+    if cfg.calibration_maps > 0:
+        from .calibration import calibrate
+
+        calibrate(base, cfg.calibration_maps, cfg.seed, train_paths, progress, cfg.command)
     return base
+
+
+def _initialise(model, cfg) -> dict:
+    """Copy the weights of the trained model ``cfg.init`` (same architecture and sampling);
+    returns what the card records of it."""
+    net, card = models.load_dense(cfg.init)
+    same = asdict(card.dense_spec()) == asdict(cfg.spec())
+    if not same or abs(card.sampling - cfg.sampling) > 1e-6:
+        raise InputError(f"--init model {cfg.init} has another architecture or sampling "
+                         f"({card.spec}, {card.sampling} Å/px) than this run "
+                         f"({asdict(cfg.spec())}, {cfg.sampling} Å/px)")
+    model.set_weights(net.get_weights())
+    return {"model": cfg.init, "command": card.extra.get("command", ""),
+            "code_version": card.extra.get("code_version", ""),
+            "training_seconds": card.extra.get("training_seconds", 0)}
 
 
 def _bar(progress, total, desc):
@@ -333,7 +349,7 @@ def plot_history(csv_path: str, png_path: str) -> str:
     return png_path
 
 
-def _export(model, cfg, base, history, train_paths, val_paths, version):
+def _export(model, cfg, base, history, train_paths, val_paths, version, init_info=None):
     with atomic_path(base + ".weights.h5", ".weights.h5") as tmp:
         model.save_weights(tmp)
     lo, hi = cfg.recipe().res_bounds()
@@ -347,5 +363,6 @@ def _export(model, cfg, base, history, train_paths, val_paths, version):
                "validation": history[-1] if history else {},
                "training_seconds": history[-1]["seconds"] if history else 0,
                "command": cfg.command, "code_version": version,
+               **({"init": init_info} if init_info else {}),
                "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     models.write_card(base + ".json", card)

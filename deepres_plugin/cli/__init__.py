@@ -12,7 +12,7 @@ import logging
 import sys
 
 #: commands in the order ``deepres --help`` lists them (module names in this package)
-COMMANDS = ["estimate", "train", "info", "simulate", "demo", "localfsc", "sharpening"]
+COMMANDS = ["estimate", "train", "calibrate", "info", "simulate", "demo", "localfsc", "sharpening"]
 
 EXIT_ERROR = 2
 

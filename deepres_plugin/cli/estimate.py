@@ -18,6 +18,8 @@ def add_args(parser):
     parser.add_argument("--slices", metavar="PNG", help="write coloured orthogonal slices")
     parser.add_argument("--chimerax", metavar="CXC", help="write a ChimeraX script that shows "
                         "the map coloured by local resolution")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="give the network's raw answer (skip the model's calibration)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -32,7 +34,7 @@ def main(args):
         if path:
             check_output(path, (suffix,), inputs)
     res = run(args.map, args.out, args.mask, args.model, args.histogram, args.slices,
-              args.chimerax, progress=not args.no_progress)
+              args.chimerax, progress=not args.no_progress, calibrate=not args.no_calibration)
     s = res.stats
     print(f"model {res.model}: median {s['median']:.2f} Å, mean {s['mean']:.2f} Å, "
           f"SD {s['sd']:.2f} Å, 5–95 % {s['p5']:.2f}–{s['p95']:.2f} Å over {s['n_voxels']} "

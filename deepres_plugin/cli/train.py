@@ -38,12 +38,18 @@ def add_args(parser):
     parser.add_argument("--no-noise-input", action="store_true",
                         help="do not give the net the map's noise SD (measured in the solvent "
                              "at estimation time)")
+    parser.add_argument("--init", metavar="MODEL",
+                        help="start from this trained model's weights (standard, high or "
+                             "NAME.weights.h5; same architecture): fine-tuning")
     parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (cosine decay)")
     parser.add_argument("--ema", type=float, default=0.998,
                         help="decay of the weight average that is validated and exported "
                              "(0 = the last step's weights)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--val-maps", type=int, default=12, help="validation maps (4 patches each)")
+    parser.add_argument("--calibration-maps", type=int, default=200,
+                        help="maps simulated to calibrate the model at the end (0 = none; "
+                             "see `deepres calibrate`)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -73,6 +79,7 @@ def config_from_args(args):
                        seed=args.seed,
                        structures=args.structures, val_structures=args.val_structures,
                        val_maps=args.val_maps, threads=args.threads,
+                       calibration_maps=args.calibration_maps, init=args.init,
                        command=_command_line())
 
 

@@ -76,6 +76,12 @@ class ProtDeepResEstimate(EMProtocol):
                       condition="modelChoice == %d" % C.MODEL_TRAINED, allowsNull=True,
                       label="Trained model",
                       help="A model produced by the DeepRes train protocol.")
+        form.addParam("useCalibration", params.BooleanParam, default=True,
+                      expertLevel=params.LEVEL_ADVANCED, label="Apply the model's calibration?",
+                      help="Yes: the answer is calibrated so that a region of true resolution "
+                           "t reads t (median), fitted on simulated maps when the model was "
+                           "made. No: the network's raw answer, which reads noisy "
+                           "low-resolution regions up to ~1 Å too bad.")
         form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
                        label="Use GPU", help="Run the network on a GPU when one is visible.")
         form.addHidden(params.GPU_LIST, params.StringParam, default="0",
@@ -87,10 +93,11 @@ class ProtDeepResEstimate(EMProtocol):
         self._insertFunctionStep(self.estimateStep, clean_path(vol.getFileName()),
                                  vol.getSamplingRate(),
                                  clean_path(mask.getFileName()) if mask is not None else "",
-                                 self._modelArg(), needsGPU=bool(self.useGpu.get()))
+                                 self._modelArg(), bool(self.useCalibration.get()),
+                                 needsGPU=bool(self.useGpu.get()))
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
-    def estimateStep(self, mapPath, sampling, maskPath, model):
+    def estimateStep(self, mapPath, sampling, maskPath, model, calibrate=True):
         from ..backend import estimate
 
         self._setDevices()
@@ -100,7 +107,8 @@ class ProtDeepResEstimate(EMProtocol):
         res = estimate.run(mapPath, self._getExtraPath(C.ESTIMATE_MAP), mask_path=maskPath or None,
                            model=model, histogram=self._getExtraPath(C.ESTIMATE_HISTOGRAM),
                            slices=self._getExtraPath(C.ESTIMATE_SLICES),
-                           chimerax=self._getExtraPath(C.ESTIMATE_CHIMERAX), progress=False)
+                           chimerax=self._getExtraPath(C.ESTIMATE_CHIMERAX), progress=False,
+                           calibrate=calibrate)
         s = res.stats
         self.info("model %s: median %.2f Å, 5-95%% %.2f-%.2f Å over %d voxels"
                   % (res.model, s["median"], s["p5"], s["p95"], s["n_voxels"]))
@@ -193,7 +201,8 @@ class ProtDeepResEstimate(EMProtocol):
             return ["Estimation not finished yet."]
         d = self._readJson()
         s = d.get("stats", {})
-        lines = [f"Model: {os.path.basename(str(d.get('model', '?')))}.",
+        lines = [f"Model: {os.path.basename(str(d.get('model', '?')))}"
+                 f"{' (calibrated)' if d.get('calibrated') else ''}.",
                  f"Median resolution {s['median']:.2f} Å (mean {s['mean']:.2f} ± "
                  f"{s['sd']:.2f} Å); percentiles 5/25/75/95: {s['p5']:.2f} / {s['p25']:.2f} / "
                  f"{s['p75']:.2f} / {s['p95']:.2f} Å over {s['n_voxels']} voxels."]

@@ -114,6 +114,11 @@ class ProtDeepResTrain(EMProtocol):
         form.addParam("valMaps", params.IntParam, default=12,
                       expertLevel=params.LEVEL_ADVANCED, label="Validation maps",
                       help="Simulated maps (4 patches each) in the fixed validation set.")
+        form.addParam("calibrationMaps", params.IntParam, default=200,
+                      expertLevel=params.LEVEL_ADVANCED, label="Calibration maps",
+                      help="Maps simulated from the training structures after training to "
+                           "calibrate the model (so that a region of true resolution t reads "
+                           "t); 0 = no calibration.")
         form.addParam("seed", params.IntParam, default=1, expertLevel=params.LEVEL_ADVANCED,
                       label="Random seed", help="Same seed and inputs give the same model.")
         form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
@@ -144,6 +149,7 @@ class ProtDeepResTrain(EMProtocol):
             last_channels=self.lastChannels.get(), head=self._head(), val_maps=self.valMaps.get(),
             structures=train_files, val_structures=val_files,
             threads=max(1, self.numberOfThreads.get()),
+            calibration_maps=self.calibrationMaps.get(),
             command=f"Scipion {self.getClassName()} run {self.getObjId()}")
         self.info(f"training on {len(train_files)} structure(s), validating on "
                   f"{len(val_files)}: {', '.join(os.path.basename(f) for f in val_files)}")

@@ -83,7 +83,7 @@ class TestTrainThenEstimate(BaseTest):
         pdb = H.import_structure(cls, H.structure("5pti"))
         cls.train = cls.newProtocol(  # one imported structure + one through the file pattern
             ProtDeepResTrain, modelName="tiny", epochs=1, stepsPerEpoch=3, batch=2, patch=24,
-            channels=4, lastChannels=4, head="8", valMaps=1, numberOfThreads=2,
+            channels=4, lastChannels=4, head="8", valMaps=1, numberOfThreads=2, calibrationMaps=4,
             structureFiles=H.structure("1a8o").replace("1a8o.cif", "1a8?.cif"))
         cls.train.inputStructures.append(pdb)
         cls.launchProtocol(cls.train)
@@ -104,6 +104,8 @@ class TestTrainThenEstimate(BaseTest):
         card = json.load(open(model.getCardFile()))
         self.assertEqual(card["train_ids"], ["1a8o"])  # 2 structures: 1 held out (the last)
         self.assertEqual(card["val_ids"], ["5pti"])
+        self.assertEqual(card["calibration"]["maps"], 4)
+        self.assertEqual(card["calibration"]["structures"], ["1a8o"])
 
     def test_estimate_with_trained_model_keeps_grid(self):
         est = self.newProtocol(ProtDeepResEstimate, inputVolume=self.vol,
@@ -126,7 +128,7 @@ class TestTrainThenEstimate(BaseTest):
         np.testing.assert_array_equal(mask > 0.5, res > 0)
         stats = est.getStats()
         self.assertAlmostEqual(stats["median"], float(np.median(inside)), places=3)
-        self.assertIn("Model: tiny", " ".join(est.summary()))
+        self.assertIn("Model: tiny (calibrated)", " ".join(est.summary()))
 
     def test_scipion_sampling_wins_over_header(self):
         vol = H.import_volume(self, self.vol.getFileName(), 1.1)  # header says 1.0 Å/px
