@@ -13,6 +13,7 @@ at truth t is t; a region mixing several u keeps that. The table lives in the mo
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -179,8 +180,6 @@ def calibrate(name_or_path: str, n_maps: int = MAPS, seed: int = 1,
               command: str = "") -> Calibration:
     """Fit the calibration of a trained dense model and store it in its card (rewritten
     atomically). ``structures``: model files (default: the `train` split of the data kit)."""
-    import os
-
     from . import models
     from .samples import SampleRecipe, manifest
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 import tempfile
 
 
@@ -28,6 +30,12 @@ def check_output(path: str, suffixes=(".mrc",), inputs=()) -> str:
     except OSError:
         raise InputError(f"cannot write {path}: {parent} is not a writable folder") from None
     return path
+
+
+def command_line(verb: str, drop=("--resume",)) -> str:
+    """``deepres VERB …`` as typed (options in ``drop`` left out), for model cards."""
+    argv = sys.argv[sys.argv.index(verb) + 1:] if verb in sys.argv else sys.argv[1:]
+    return f"deepres {verb} " + shlex.join(a for a in argv if a not in drop)
 
 
 def stem(path: str) -> str:

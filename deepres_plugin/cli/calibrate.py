@@ -6,9 +6,6 @@ applies (stored in the model card, NAME.json, rewritten in place). `deepres trai
 its end; use this command for a model trained without it or to redo the fit."""
 from __future__ import annotations
 
-import shlex
-import sys
-
 
 def add_args(parser):
     parser.add_argument("model", help="standard, high, or a trained model (NAME.weights.h5)")
@@ -23,14 +20,14 @@ def add_args(parser):
 
 def main(args):
     from ..backend import calibration, models
+    from ._common import command_line
 
     if args.threads:
         models.set_threads(args.threads)
     n_maps = calibration.MAPS if args.maps is None else args.maps
-    command = "deepres calibrate " + shlex.join(sys.argv[sys.argv.index("calibrate") + 1:]
-                                                if "calibrate" in sys.argv else [args.model])
     cal = calibration.calibrate(args.model, n_maps, args.seed, args.structures,
-                                progress=not args.no_progress, command=command)
+                                progress=not args.no_progress,
+                                command=command_line("calibrate"))
     row = cal.median[0]
     print(f"calibrated {args.model} on {n_maps} maps: noise-free answers "
           f"{row[0]:.2f}–{row[-1]:.2f} Å for true {cal.truth[0]:.2f}–{cal.truth[-1]:.2f} Å; "

@@ -5,8 +5,6 @@ Writes OUTDIR/NAME.weights.h5 + NAME.json (model card), history.csv, loss.png an
 from __future__ import annotations
 
 import logging
-import shlex
-import sys
 
 PRESETS = {"standard": (1.0, 2.5, 13.0), "high": (0.5, 1.5, 6.0)}
 
@@ -58,6 +56,7 @@ def add_args(parser):
 def config_from_args(args):
     from ..backend.training import TrainConfig
     from ..backend.volume import InputError
+    from ._common import command_line
 
     sampling, lo, hi = PRESETS.get(args.name, (None, None, None))
     sampling = args.sampling or sampling
@@ -80,13 +79,7 @@ def config_from_args(args):
                        structures=args.structures, val_structures=args.val_structures,
                        val_maps=args.val_maps, threads=args.threads,
                        calibration_maps=args.calibration_maps, init=args.init,
-                       command=_command_line())
-
-
-def _command_line() -> str:
-    """The `deepres train …` command as typed (without --resume), for the model card."""
-    argv = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv else sys.argv[1:]
-    return "deepres train " + shlex.join(a for a in argv if a != "--resume")
+                       command=command_line("train"))
 
 
 def main(args):
