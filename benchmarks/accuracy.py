@@ -5,9 +5,10 @@ b. high model: regions at 2 and 4 Å, 0.5 Å/px (paper 2.3 ± 0.3, 4.0 ± 0.3)
 c. phase randomisation beyond 4 Å of a 2 Å map (answer should be near 4 Å)
 d. sharpening B = −60, 0, +60, +150 Å² on a 4 Å map (median should rise with B)
 e. the real maps of the data kit (auto-mask)
+u. uniform maps at 3–12 Å, clean and noisy
 
 Prints tables and writes bench_output/accuracy.json. Usage:
-    python benchmarks/accuracy.py [--parts abcde] [--standard NAME_OR_PATH] [--high ...]
+    python benchmarks/accuracy.py [--parts abcdeu] [--standard NAME_OR_PATH] [--high ...]
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from deepres_plugin.backend import filters, samples, simulate
 from deepres_plugin.backend.estimate import estimate
+from deepres_plugin.backend.models import read_card, weights_paths
 from deepres_plugin.backend.volume import Volume, read_volume
 
 # `val` structures (MANIFEST split == val) used for each experiment
@@ -140,6 +142,19 @@ def part_d(model, bfactors=(-60.0, 0.0, 60.0, 150.0)):
     return {"rows": rows}
 
 
+def part_u(model, cases=((3, 0), (3, .08), (4, 0), (4, .08), (6, 0), (6, .08), (8, 0), (8, .08),
+                          (10, 0), (12, 0))):
+    """Uniform maps (one resolution everywhere), clean and at noise 0.08 × max."""
+    rows = []
+    for pid in UNIFORM:
+        for res, noise in cases:
+            sim = _uniform(pid, float(res), 1.0, noise, seed=1)
+            out = estimate(Volume(sim.map, 1.0), sim.mask, model)
+            rows.append({"structure": pid, "truth": float(res), "noise": noise,
+                         "median": out.stats["median"]})
+    return {"rows": rows}
+
+
 def part_e(model):
     from deepres_plugin.backend.masks import auto_mask
 
@@ -157,15 +172,23 @@ def part_e(model):
     return {"rows": rows}
 
 
+def _model_record(name_or_path: str) -> dict:
+    """Which weights a result came from: the card's name, creation time, commands."""
+    card = read_card(weights_paths(name_or_path)[1])
+    cal = card.extra.get("calibration") or {}
+    return {"model": name_or_path, "name": card.name, "created": card.extra.get("created"),
+            "command": card.extra.get("command"), "calibration": cal.get("command")}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="abcde")
+    p.add_argument("--parts", default="abcdeu")
     p.add_argument("--standard", default="standard")
     p.add_argument("--high", default="high")
     p.add_argument("--noise-a", type=float, default=0.08, help="noise of part a (paper 0.08)")
     p.add_argument("--out", default="bench_output/accuracy.json")
     a = p.parse_args(argv)
-    res = {}
+    res = {"models": {"standard": _model_record(a.standard), "high": _model_record(a.high)}}
     if "a" in a.parts:
         res["a"] = part_a(a.standard, a.noise_a)
         print(f"\n6a  chains/regions at 3/5/7/9 Å, 1 Å/px, noise {a.noise_a}·max (val structures)")
@@ -199,6 +222,11 @@ def main(argv=None):
             meds = "  ".join(f"B={b:+.0f}: {m:.2f}" for b, m in r["medians"].items())
             print(f"{r['structure']:>9} noise {r['noise']:.2f} {r['variant']:>14}: {meds}  "
                   f"monotonic={r['monotonic']}")
+    if "u" in a.parts:
+        res["u"] = part_u(a.standard)
+        print("\nuniform maps: median (Å) per truth / noise × max")
+        for r in res["u"]["rows"]:
+            print(f"{r['structure']:>9} {r['truth']:5.1f} / {r['noise']:.2f}: {r['median']:.2f}")
     if "e" in a.parts:
         res["e"] = part_e(a.standard)
         print("\n6e  real maps (auto-mask)")

@@ -98,8 +98,8 @@ def test_fig_s5_deepres_sees_sharpening_local_fsc_does_not(s5_maps):
     """Paper Fig. S5: sharpening (B = −60, −100 Å²) makes the DeepRes median better while the
     half-map local FSC stays put (test_localfsc checks the latter on sharpened halves too).
     Measured with the shipped `standard` model (B applied with the sweep's low-pass at the
-    global FSC, 3.21 Å): DeepRes median 2.95 → 2.50 → 2.50 Å (2.50 = the model's lower clamp),
-    local FSC 3.38 Å throughout. B alone (no low-pass) reads 3.36 → 12.07 → 11.69 Å instead:
+    global FSC, 3.21 Å): DeepRes median 3.14 → 2.50 → 2.50 Å (2.50 = the model's lower clamp),
+    local FSC 3.38 Å throughout. B alone (no low-pass) reads 3.14 → 13.00 → 13.00 Å instead:
     the amplified noise out to the box corners looks like low resolution to the network."""
     st, sim, h1, h2 = s5_maps
     vol = Volume(0.5 * (h1 + h2), 1.0, sim.origin)
@@ -120,7 +120,7 @@ def test_fig_s5_deepres_sees_sharpening_local_fsc_does_not(s5_maps):
 def test_blurred_map_recommended_b_undoes_the_blur(data_path):
     """A 3.5 Å map blurred with B = +60 Å² before the noise (0.08 × max) needs sharpening: the
     recommended B should undo the blur, and the model–map CC should peak near there too.
-    Measured with the shipped `standard` model: recommended B = −42 Å² (1j6z −43, 4gxy −39 in
+    Measured with the shipped `standard` model: recommended B = −46 Å² (1j6z −46, 4gxy −41 in
     benchmarks/sharpening_s5.py), CC peak at −60 Å², DeepRes 20 % at B = 0: 4.7 Å vs the local
     FSC's 3.34 Å."""
     st = load_structure(data_path("structures/3kcs.cif.gz"))
