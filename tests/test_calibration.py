@@ -1,5 +1,5 @@
 """Calibration: the fitted table inverts a known bias, stays monotone, is read safely from a
-card, and the shipped `standard` model carries one that `estimate` applies (raw on request)."""
+card, and both shipped models carry one that `estimate` applies (raw on request)."""
 from __future__ import annotations
 
 import json
@@ -81,6 +81,19 @@ def test_shipped_standard_is_calibrated_and_applied(st_5pti):
     assert np.all(on.resolution[~sim.mask] == 0)
     diff = np.abs(on.resolution - off.resolution)[sim.mask]
     assert 0.05 < diff.mean() < 2.0
+
+
+@pytest.mark.parametrize("name", ["standard", "high"])
+def test_shipped_tables_fit_their_model(name):
+    """Both shipped cards carry a table fitted on `train` structures only, inside their range,
+    answering close to the truth on clean boxes (row u = 0)."""
+    card = models.read_card(models.weights_paths(name)[1])
+    cal, meta = card.calibration(), card.extra["calibration"]
+    assert cal is not None and meta["maps"] >= 200
+    assert set(meta["structures"]) <= set(card.extra["train_ids"])
+    assert not set(meta["structures"]) & set(card.extra["val_ids"])
+    assert card.res_min <= cal.truth[0] and cal.truth[-1] <= card.res_max
+    assert np.all(np.abs(cal.median[0] - cal.truth) < 0.6)
 
 
 def test_calibrate_a_copy_of_a_model(tmp_path):
