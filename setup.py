@@ -26,7 +26,9 @@ setup(
         "scipion-pyworkflow>=3.11",
         "scipion-em>=3.11",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    # scipion-app: the `scipion3` launcher, for the tests that run Scipion as users do
+    # (scipion3 tests / inspect / installp / template); same one resolve, no pins move
+    extras_require={"test": ["pytest", "pytest-timeout", "scipion-app"]},
     entry_points={
         "console_scripts": ["deepres = deepres_plugin.cli:main"],
         "pyworkflow.plugin": ["deepres_plugin = deepres_plugin"],

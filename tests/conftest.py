@@ -59,3 +59,43 @@ def deepres():
     if not DEEPRES.is_file():
         pytest.fail(f"{DEEPRES} not found: install the package (make venv)")
     return run_deepres
+
+
+def chimerax_surface(cxc: str) -> dict:
+    """What a DeepRes ChimeraX script shows, recomputed here: the contour surface of its first
+    map at the script's level (scikit-image marching cubes, as ChimeraX contours the grid), the
+    resolution map sampled trilinearly at its vertices after the script's `volume threshold`,
+    and which vertices get a resolution colour (value below the palette's grey stop). A vertex
+    is outside the mask when the trilinear mask (resolution > 0) there is below 0.5."""
+    import re
+
+    import numpy as np
+    from scipy import ndimage
+    from skimage.measure import marching_cubes
+
+    from deepres_plugin.backend.volume import read_volume
+
+    text = open(cxc, encoding="utf-8").read()
+    folder = os.path.dirname(os.path.abspath(cxc))
+    names = re.findall(r'^open "(.+)"$', text, re.M)
+    assert len(names) == 2 and not any(os.path.isabs(n) for n in names), names
+    vol, res = (read_volume(os.path.join(folder, n)) for n in names)  # relative to the script
+    level = float(re.search(r" style surface level (\S+)", text).group(1))
+    low, fill = map(float, re.search(r"volume threshold #2 minimum (\S+) set (\S+)", text).groups())
+    palette = re.search(r"^color sample #1 map #3 palette (\S+)$", text, re.M).group(1)
+    stops = [(float(v), c) for v, c in (p.split(",") for p in palette.split(":"))]
+    grey_from = stops[-1][0]
+    verts = marching_cubes(vol.data, level)[0].T  # (z, y, x) voxel coordinates
+    shown = np.where(res.data < low, fill, res.data)
+    sampled = ndimage.map_coordinates(shown, verts, order=1)
+    inside = ndimage.map_coordinates((res.data > 0).astype(np.float32), verts, order=1) >= 0.5
+    coloured = sampled < grey_from
+    return {"level": level, "vertices": verts.shape[1], "coloured": int(coloured.sum()),
+            "coloured_outside": int((coloured & ~inside).sum()),
+            "naive_zero": float(np.mean(ndimage.map_coordinates(res.data, verts, order=1) < 1e-3)),
+            "stops": stops, "text": text}
+
+
+@pytest.fixture(scope="session")
+def surface_of():
+    return chimerax_surface

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +13,8 @@ import numpy as np
 import pytest
 
 from deepres_plugin.backend.volume import read_volume
+
+from conftest import DEEPRES
 
 HEAVY = ("tensorflow", "keras", "pyworkflow", "pwem", "matplotlib", "gemmi", "scipy")
 
@@ -134,8 +138,9 @@ def test_debug_shows_traceback(deepres, tmp_path):
     (["--resolution", "4", "--no-such-option"], None),  # argparse: usage + error, exit 2
     (["--resolution", "1.5"], "beyond Nyquist"),
     (["--chain-resolution", "A=3,X=5"], "chain(s) X not in the model"),
-    (["--chain-resolution", "A:3"], "bad --chain-resolution item 'A:3'"),
+    (["--chain-resolution", "A3"], "bad chain resolution 'A3': use CHAIN=Å"),
     (["--chain-resolution", "A=3"], "no resolution given for chain(s) B"),
+    (["--chain-resolution", "A:3"], "no resolution given for chain(s) B"),  # both syntaxes
     ([], "give --resolution or --chain-resolution"),
     (["--resolution", "4", "--sampling", "0"], "--sampling must be > 0"),
 ])
@@ -167,7 +172,7 @@ def test_simulate_bad_model_and_outputs(deepres, data_path, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.cif"]
 
 
-def test_demo_runs_into_a_folder(deepres, tmp_path):
+def test_demo_runs_into_a_folder(deepres, tmp_path, surface_of):
     out = tmp_path / "demo"
     r = deepres("demo", "--out", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -195,3 +200,168 @@ def test_demo_runs_into_a_folder(deepres, tmp_path):
     assert len(pos) == 4 * 28 * 5
     ijk = np.rint((pos - np.asarray(vol.origin)) / vol.sampling).astype(int)
     assert (truth[ijk[:, 2], ijk[:, 1], ijk[:, 0]] > 0).all()
+    # ChimeraX: only the surface inside the mask gets a resolution colour
+    surface = surface_of(str(out / "demo_locres.cxc"))
+    assert surface["coloured"] > 0.9 * surface["vertices"] > 1000
+    assert surface["coloured_outside"] < 0.01 * surface["coloured"]
+
+
+# --------------------------- estimate: refusals, signals, terminal ---------------------------
+@pytest.fixture(scope="module")
+def demo_maps(tmp_path_factory):
+    """The demo bundle (4 helices at 3–8 Å) written as map + mask, made in code."""
+    from deepres_plugin.backend.simulate import simulate
+    from deepres_plugin.backend.volume import Volume, write_volume
+    from deepres_plugin.cli.demo import CHAIN_RESOLUTIONS, helix_bundle
+
+    folder = tmp_path_factory.mktemp("demo_in")
+    sim = simulate(helix_bundle(28), 1.0, CHAIN_RESOLUTIONS, noise=0.05, seed=0)
+    grid = Volume(sim.map, 1.0, sim.origin)
+    return {"map": write_volume(str(folder / "map.mrc"), grid),
+            "mask": write_volume(str(folder / "mask.mrc"), grid, sim.mask.astype(np.float32)),
+            "sim": sim, "grid": grid, "folder": folder}
+
+
+def _estimate_refusals(tmp_path, demo_maps):
+    from deepres_plugin.backend.volume import Volume, write_volume
+
+    sim, grid = demo_maps["sim"], demo_maps["grid"]
+
+    def put(name, data, sampling=1.0):
+        return write_volume(str(tmp_path / name), Volume(np.asarray(data, np.float32), sampling))
+
+    shape = sim.map.shape
+    ripple = 1.0 + 1e-7 * np.random.default_rng(0).standard_normal(shape)
+    solvent = np.zeros(shape, np.float32)
+    solvent[:6, :6, :6] = 1  # a corner of the box: noise only
+    raw = open(demo_maps["map"], "rb").read()
+    (tmp_path / "cut.mrc").write_bytes(raw[:200_000])
+    coarse = put("coarse.mrc", sim.map, 13.0)  # Nyquist 26 Å
+    return {
+        "empty": ([put("zero.mrc", np.zeros(shape))], "is empty (every voxel is 0)"),
+        "constant": ([put("const.mrc", np.full(shape, 2.0))], "is constant (every voxel ≈ 2)"),
+        "near-constant": ([put("ripple.mrc", ripple), "--mask", demo_maps["mask"]],
+                          "is constant (every voxel ≈ 1)"),
+        "flat-in-mask": ([put("flat.mrc", np.where(sim.mask, 0.5, sim.map)), "--mask",
+                          demo_maps["mask"]], "constant inside the mask (≈ 0.5)"),
+        "no-density": ([demo_maps["map"], "--mask", put("solvent.mrc", solvent)],
+                       "the mask covers no density"),
+        "nyquist": ([coarse, "--model", "standard"], "Nyquist limit 26 Å is coarser than"),
+        "model": ([demo_maps["map"], "--model", "fancy"],
+                  "model 'fancy' is not one of auto, standard, high, coarse, nor a trained"),
+        "truncated": ([str(tmp_path / "cut.mrc")], "is truncated: 200000 bytes"),
+        "device": ([demo_maps["map"], "--device", "tpu"], "--device 'tpu': use auto, cpu, gpu"),
+        "cmap": ([demo_maps["map"], "--cmap", "rainbowish"], "unknown colour map 'rainbowish'"),
+    }
+
+
+@pytest.mark.parametrize("case", ["empty", "constant", "near-constant", "flat-in-mask",
+                                  "no-density", "nyquist", "model", "truncated", "device",
+                                  "cmap"])
+def test_estimate_refuses_with_one_line(deepres, tmp_path, demo_maps, case):
+    args, message = _estimate_refusals(tmp_path, demo_maps)[case]
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    r = deepres("estimate", *args, "-o", out / "loc.mrc", "--histogram", out / "h.png")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("deepres: error: "), r.stderr
+    assert message in r.stderr
+    assert "--sampling" not in r.stderr.split("deepres train")[0] and r.stdout == ""
+    assert not out.exists() or not any(out.iterdir())
+    assert time.perf_counter() - t0 < 20  # refused before the network loads
+
+
+def test_info_and_sharpening_suggest_only_their_options(deepres, tmp_path, demo_maps):
+    from deepres_plugin.backend.volume import Volume, write_volume
+
+    const = write_volume(str(tmp_path / "c.mrc"), Volume(np.full((20, 20, 20), 3.0), 1.0))
+    r = deepres("info", const)
+    assert r.returncode == 0 and "resolution   not estimated: cannot build an automatic mask" \
+        in r.stdout and "--mask" not in r.stdout
+    r = deepres("sharpening", demo_maps["map"], "--half1", demo_maps["map"], "--half2",
+                demo_maps["map"], "--model", "fitted.cif", "-o", tmp_path / "sw")
+    assert r.returncode == 2 and "give it with --atoms" in r.stderr
+
+
+def _start(args, **kw):
+    import subprocess as sp
+
+    env = dict(os.environ, MPLBACKEND="Agg")
+    return sp.Popen([str(DEEPRES), *map(str, args)], stdout=sp.PIPE, stderr=sp.PIPE, text=True,
+                    env=env, **kw)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_in_the_write_phase_leaves_nothing(tmp_path, demo_maps, signum):
+    out = tmp_path / "out"
+    out.mkdir()
+    p = _start(["estimate", demo_maps["map"], "-o", out / "loc.mrc", "--model", "standard",
+                "--histogram", out / "h.png", "--slices", out / "s.png", "--chimerax",
+                out / "c.cxc"])
+    deadline = time.time() + 120
+    while p.poll() is None and time.time() < deadline:
+        if any(n.startswith(".tmp_") for n in os.listdir(out)):  # the write phase has begun
+            p.send_signal(signum)
+            break
+        time.sleep(0.002)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + signum, (err, os.listdir(out))
+    name = signal.Signals(signum).name
+    assert err.strip().splitlines()[-1] == (f"deepres: error: interrupted ({name}); no partial "
+                                            "output was kept")
+    assert os.listdir(out) == []  # no map without its JSON, no .tmp_ file
+
+
+def test_ctrl_c_while_the_model_loads_says_interrupted(tmp_path, demo_maps):
+    p = _start(["estimate", demo_maps["map"], "--mask", demo_maps["mask"], "-o",
+                tmp_path / "loc.mrc", "--model", "standard"])
+    for line in p.stderr:
+        if line.startswith("loading the standard model"):
+            p.send_signal(signal.SIGINT)
+            break
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "interrupted (SIGINT)" in err and "weights" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_full_disk_removes_the_set_and_names_the_file(tmp_path, demo_maps):
+    import resource
+
+    def small_files():  # as if the disk filled: any file beyond 300 kB fails to write
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, resource.RLIM_INFINITY))
+
+    p = _start(["estimate", demo_maps["map"], "-o", tmp_path / "loc.mrc", "--model",
+                "standard", "--no-progress", "--histogram", tmp_path / "h.png"],
+               preexec_fn=small_files)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2
+    assert err == f"deepres: error: File too large: {tmp_path / 'loc.mrc'}\n"
+    assert os.listdir(tmp_path) == []
+
+
+def test_quiet_terminal_one_line_per_warning(deepres, tmp_path, demo_maps):
+    from deepres_plugin.backend.volume import Volume, write_volume
+
+    sim = demo_maps["sim"]
+    mask = sim.mask.copy()
+    mask[0, 18:24, 18:24] = True  # the mask touches the box edge: a warning
+    kp = write_volume(str(tmp_path / "edge.mrc"), Volume(mask.astype(np.float32), 1.0))
+    r = deepres("estimate", demo_maps["map"], "--mask", kp, "-o", tmp_path / "loc.mrc",
+                "--model", "standard", "--device", "cpu", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    warning = "warning: mask touches the box edge: values near the edge are less reliable"
+    lines = r.stderr.splitlines()
+    assert lines.count(warning) == 1 and "warning" not in r.stdout.replace("1 warning(s)", "")
+    assert "\r" not in r.stderr  # not a terminal: plain lines, no bars
+    assert lines[:3] == ["map 42 x 42 x 72 voxels at 1 Å/px, 16046 voxels in the mask",
+                         "loading the standard model",
+                         "standard model (1 Å/px, 2.5–13 Å): resampling the map to its grid, "
+                         "then tiles"]
+    assert set(lines[3:]) == {warning, "writing 2 files"}  # nothing from TensorFlow
+    summary = json.loads((tmp_path / "loc.json").read_text())
+    assert summary["warnings"].count(warning[len("warning: "):]) == 1
+    assert summary["clamp"][0] < summary["clamp"][1]
+    r = deepres("estimate", demo_maps["map"], "-o", tmp_path / "g.mrc", "--device", "gpu:3",
+                "--mask", demo_maps["mask"])
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith(
+        "deepres: error: --device gpu:3: TensorFlow sees ") and "use --device cpu" in r.stderr

@@ -15,19 +15,25 @@ def noise_map():
     return np.random.default_rng(0).standard_normal((48, 56, 64)).astype(np.float32)
 
 
-def test_raised_cosine_shape():
-    s = np.array([0.0, 1 / 6 - 0.02, 1 / 6, 1 / 6 + 0.02, 0.3])
-    g = raised_cosine(s, 1.0, 6.0, width=0.02)
-    assert g[0] == 1.0 and g[1] == 1.0 and g[-1] == 0.0 and g[3] == 0.0
-    assert g[2] == pytest.approx(0.5, abs=1e-6)
+@pytest.mark.parametrize("sampling,res", [(1.0, 6.0), (0.5, 2.0), (2.0, 15.0)])
+def test_raised_cosine_is_xmipps(sampling, res):
+    """The paper's filter: gain 1 up to f_c = sampling/res (cycles/px), ½(1 + cos(π (f − f_c) /
+    0.02)) above, 0 from f_c + 0.02 on; the pass band reaches the cut-off."""
+    fc = sampling / res
+    f = np.array([0.0, fc - 0.01, fc, fc + 0.005, fc + 0.01, fc + 0.02, fc + 0.03])
+    g = raised_cosine(f / sampling, sampling, res)
+    assert g[0] == 1.0 and g[1] == 1.0 and g[2] == 1.0
+    assert g[3] == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.25)), abs=1e-6)
+    assert g[4] == pytest.approx(0.5, abs=1e-6)
+    assert g[5] == pytest.approx(0.0, abs=1e-7) and g[6] == 0.0
 
 
 @pytest.mark.parametrize("sampling,res", [(1.0, 6.0), (0.8, 3.0), (2.0, 10.0)])
 def test_power_beyond_cutoff_is_zero(noise_map, sampling, res):
     out = fourier_filter(noise_map, sampling, res)
     f, p = radial_power(out, sampling)
-    edge = 1.0 / res + 0.01 / sampling + 1.0 / (min(out.shape) * sampling)  # cosine + 1 shell
-    passband = p[f < 1.0 / res - 0.01 / sampling - 1.0 / (min(out.shape) * sampling)]
+    edge = 1.0 / res + 0.02 / sampling + 1.0 / (min(out.shape) * sampling)  # cosine + 1 shell
+    passband = p[f < 1.0 / res - 1.0 / (min(out.shape) * sampling)]
     assert p[f > edge].max() < 1e-10 * passband.mean()
     f0, p0 = radial_power(noise_map, sampling)
     assert np.allclose(passband, p0[: passband.size], rtol=1e-4)  # untouched below

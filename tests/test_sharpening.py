@@ -148,7 +148,7 @@ def test_cli_sweep_writes_table_plot_and_maps(deepres, st_5pti, data_path, tmp_p
         files[name] = write_volume(str(tmp_path / f"{name}.mrc"), grid, data)
     out = tmp_path / "sweep"
     r = deepres("sharpening", files["map"], "--half1", files["h1"], "--half2", files["h2"],
-                "--mask", files["mask"], "--model", data_path("structures/5pti.cif.gz"),
+                "--mask", files["mask"], "--atoms", data_path("structures/5pti.cif.gz"),
                 "--b-range", "-100:0:50", "-o", out, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()

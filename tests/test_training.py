@@ -125,7 +125,7 @@ def test_tiny_training_learns_and_resume_is_exact(tmp_path):
 
 def test_init_starts_from_a_trained_model(tmp_path):
     """--init copies the weights (learning rate 0: the export equals them) and is recorded;
-    another architecture is refused."""
+    another architecture gets the layers that fit (recorded), one sharing none is refused."""
     first = training.train(_tiny(epochs=1), str(tmp_path / "a"), progress=False)
     tuned = training.train(_tiny(epochs=1, init=first + ".weights.h5", lr=0.0),
                            str(tmp_path / "b"), progress=False)
@@ -134,6 +134,12 @@ def test_init_starts_from_a_trained_model(tmp_path):
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, atol=1e-6)
     assert card.extra["init"]["model"] == first + ".weights.h5"
-    with pytest.raises(InputError, match="architecture"):
-        training.train(_tiny(epochs=1, init=first + ".weights.h5", channels=6),
-                       str(tmp_path / "c"), progress=False)
+    other = training.train(_tiny(epochs=1, init=first + ".weights.h5", channels=6, lr=0.0),
+                           str(tmp_path / "c"), progress=False)
+    c, card = models.load_dense(other + ".weights.h5")
+    assert card.extra["init"]["partial"] == ["head0", "resolution"]  # the trunk no longer fits
+    np.testing.assert_allclose(c.get_layer("head0").get_weights()[0],
+                               a.get_layer("head0").get_weights()[0], atol=1e-6)
+    with pytest.raises(InputError, match="shares no layer"):
+        training.train(_tiny(epochs=1, init=first + ".weights.h5", channels=6,
+                             last_channels=10, head=(7,)), str(tmp_path / "d"), progress=False)

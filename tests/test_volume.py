@@ -198,3 +198,77 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(ValueError):
         write_volume(str(tmp_path / "new.mrc"), bad_grid)
     assert os.listdir(tmp_path) == ["out.mrc"]
+
+
+def test_truncated_file_says_truncated(tmp_path, real_map):
+    full = write_volume(str(tmp_path / "full.mrc"), read_volume(real_map))
+    raw = open(full, "rb").read()
+    (tmp_path / "cut.mrc").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(InputError, match=r"cut.mrc is truncated: 2000512 bytes, its header "
+                                         r"announces 4001024 \(100 x 100 x 100 voxels\)"):
+        read_volume(str(tmp_path / "cut.mrc"))
+    import gzip
+
+    (tmp_path / "cut.mrc.gz").write_bytes(gzip.compress(raw)[:300_000])
+    with pytest.raises(InputError, match="cut.mrc.gz is truncated"):
+        read_volume(str(tmp_path / "cut.mrc.gz"))
+    (tmp_path / "empty.mrc").write_bytes(b"")
+    with pytest.raises(InputError, match=r"not an MRC/CCP4 file \(empty\)"):
+        read_volume(str(tmp_path / "empty.mrc"))
+
+
+def test_output_set_is_all_or_nothing(tmp_path):
+    from deepres_plugin.backend.volume import OutputSet
+
+    vol = Volume(np.ones((4, 4, 4), np.float32), 1.0)
+    (tmp_path / "b.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with OutputSet():
+            write_volume(str(tmp_path / "a.mrc"), vol)
+            atomic_write_text(str(tmp_path / "b.txt"), "new")
+            assert len(os.listdir(tmp_path)) == 3  # two temporary files next to b.txt
+            raise RuntimeError("interrupted")
+    assert os.listdir(tmp_path) == ["b.txt"] and (tmp_path / "b.txt").read_text() == "old"
+    with OutputSet() as outer:
+        write_volume(str(tmp_path / "a.mrc"), vol)
+        with OutputSet():  # joins the outer set: nothing appears before the outer one ends
+            atomic_write_text(str(tmp_path / "b.txt"), "new")
+        assert not (tmp_path / "a.mrc").exists() and (tmp_path / "b.txt").read_text() == "old"
+    assert outer.paths == [str(tmp_path / "a.mrc"), str(tmp_path / "b.txt")]
+    assert sorted(os.listdir(tmp_path)) == ["a.mrc", "b.txt"]
+    assert (tmp_path / "b.txt").read_text() == "new"
+
+
+def test_full_disk_error_names_the_real_file(tmp_path):
+    import resource
+
+    from deepres_plugin.backend.volume import OutputSet
+
+    vol = Volume(np.ones((64, 64, 64), np.float32), 1.0)  # 1 MB
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    with pytest.raises(OSError) as err:
+        with OutputSet():
+            atomic_write_text(str(tmp_path / "small.json"), "{}")
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))  # as if the disk filled
+            try:
+                write_volume(str(tmp_path / "big.mrc"), vol)
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert err.value.filename == str(tmp_path / "big.mrc") and err.value.strerror
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_signal_waits_for_the_end_of_a_commit():
+    import signal
+    import time
+
+    from deepres_plugin.backend.volume import deferred_signals
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # Python would have raised here
+            done.append("renamed")
+    assert done == ["renamed"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

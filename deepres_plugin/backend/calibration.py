@@ -8,18 +8,23 @@ calibration does that: on simulated ideal maps (atom B = 0, as the paper's test 
 `train` structures, with the training recipe's resolutions and noise, tabulate
 m(u, t) = median answer at noise-to-signal ratio u (noise SD / box RMS, what the net sees) and
 truth t, make it increasing in t, and map an answer p to m⁻¹(u, ·)(p), interpolating linearly
-between the tabulated u. Medians are unchanged by monotone maps, so per u the calibrated median
+between the tabulated u. Models without the noise input (the default since the paper-terms
+models) have one effective row, u = 0: a monotone map of the answer, no noise measurement. Medians are unchanged by monotone maps, so per u the calibrated median
 at truth t is t; a region mixing several u keeps that. The table lives in the model card."""
 from __future__ import annotations
 
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage
 
+from . import models
+from .config import CALIBRATION_MAPS
+from .registry import Calibration  # the table, stored in the model card
+from .samples import SampleMaker, SampleRecipe, manifest
 from .volume import InputError
 
 log = logging.getLogger(__name__)
@@ -27,59 +32,8 @@ log = logging.getLogger(__name__)
 NSR_NODES = (0.0, 0.1, 0.25, 0.45, 0.7)
 STEP = 1.0  # Å between tabulated true resolutions (0.5 Å: noisier table, worse on `val`)
 MIN_COUNT = 200  # voxels for a table entry; sparser entries are interpolated along t
-MAPS = 200  # simulated maps (16 patches each) by default
+MAPS = CALIBRATION_MAPS  # simulated maps (16 patches each) by default
 VOXEL_FRACTION = 0.25  # of the labelled voxels of each patch kept for the fit (memory)
-
-
-@dataclass
-class Calibration:
-    nsr_nodes: np.ndarray  # (J,) noise-to-signal ratios, increasing, first 0
-    truth: np.ndarray  # (K,) true resolutions (Å), increasing
-    median: np.ndarray  # (J, K) median raw answer, strictly increasing along K
-
-    def apply(self, pred: np.ndarray, nsr: np.ndarray | float) -> np.ndarray:
-        """Calibrated resolution (Å) for raw answers ``pred`` at noise-to-signal ``nsr``."""
-        pred = np.asarray(pred, np.float32)
-        nodes = self.nsr_nodes
-        u = np.clip(np.broadcast_to(np.asarray(nsr, np.float32), pred.shape), 0, nodes[-1])
-        j = np.clip(np.searchsorted(nodes, u, side="right") - 1, 0, len(nodes) - 2)
-        w = (u - nodes[j]) / (nodes[j + 1] - nodes[j])
-        out = np.zeros(pred.shape, np.float32)
-        for jj in range(len(nodes)):  # J table rows, each vectorised over the voxels
-            weight = np.where(j == jj, 1 - w, 0) + np.where(j + 1 == jj, w, 0)
-            if not weight.any():
-                continue
-            out += weight * self.inverse(jj, pred)
-        return out
-
-    def inverse(self, row: int, pred: np.ndarray) -> np.ndarray:
-        """m⁻¹ of one table row; beyond the table the answer moves 1:1 with ``pred``."""
-        m, t = self.median[row], self.truth
-        g = np.interp(pred, m, t)
-        g = np.where(pred < m[0], t[0] + (pred - m[0]), g)
-        return np.where(pred > m[-1], t[-1] + (pred - m[-1]), g).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {"nsr_nodes": [float(v) for v in self.nsr_nodes],
-                "truth": [float(v) for v in self.truth],
-                "median": [[round(float(v), 4) for v in row] for row in self.median]}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Calibration:
-        """Read and check a card's ``calibration`` entry (InputError when malformed)."""
-        try:
-            nodes = np.asarray(d["nsr_nodes"], np.float64)
-            truth = np.asarray(d["truth"], np.float64)
-            med = np.asarray(d["median"], np.float64)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"model card calibration is invalid ({exc})") from None
-        ok = (nodes.ndim == 1 and len(nodes) >= 2 and truth.ndim == 1 and len(truth) >= 2
-              and med.shape == (len(nodes), len(truth)) and np.all(np.isfinite(med))
-              and np.all(np.diff(nodes) > 0) and np.all(np.diff(truth) > 0)
-              and np.all(np.diff(med, axis=1) > 0))
-        if not ok:
-            raise InputError("model card calibration is invalid (table shapes or order)")
-        return cls(nodes, truth, med)
 
 
 def box_rms(x: np.ndarray, box: int = 13) -> np.ndarray:
@@ -146,12 +100,8 @@ def fit(pred, truth, nsr_values, lo: float, hi: float, step: float = STEP,
 def collect(net, recipe, paths: list[str], n_maps: int = MAPS, seed: int = 1,
             progress: bool = False):
     """Raw answers, truths and noise-to-signal ratios on ideal-atom (B = 0) training maps."""
-    from dataclasses import replace
-
-    from . import models
-    from .samples import SampleMaker
-
-    maker = SampleMaker(replace(recipe, bfactor_max=0.0), paths)
+    maker = SampleMaker(replace(recipe, bfactor_max=0.0, global_b_fraction=0.0), paths)
+    uses_noise = len(net.inputs) > 1  # a model without the noise input: one row, u = 0
     rng = np.random.default_rng([seed, 424_242])
     h = recipe.halo
     preds, truths, ratios = [], [], []
@@ -163,7 +113,8 @@ def collect(net, recipe, paths: list[str], n_maps: int = MAPS, seed: int = 1,
     for _ in range(n_maps):
         x, y, n = maker.job(rng)
         p = np.asarray(net(models.model_inputs(net, x, n), training=False))[..., 0]
-        u = np.stack([nsr(float(n[i, 0]), x[i, ..., 0], 2 * h + 1) for i in range(len(x))])
+        u = (np.stack([nsr(float(n[i, 0]), x[i, ..., 0], 2 * h + 1) for i in range(len(x))])
+             if uses_noise else np.zeros(p.shape, np.float32))
         keep = (y[..., 1] > 0) & (rng.random(p.shape) < VOXEL_FRACTION)
         preds.append(p[keep])
         truths.append(y[..., 0][keep])
@@ -177,12 +128,11 @@ def collect(net, recipe, paths: list[str], n_maps: int = MAPS, seed: int = 1,
 
 def calibrate(name_or_path: str, n_maps: int = MAPS, seed: int = 1,
               structures: list[str] | None = None, progress: bool = False,
-              command: str = "") -> Calibration:
+              command: str = "", mask_input: bool = False) -> Calibration:
     """Fit the calibration of a trained dense model and store it in its card (rewritten
-    atomically). ``structures``: model files (default: the `train` split of the data kit)."""
-    from . import models
-    from .samples import SampleRecipe, manifest
-
+    atomically). ``structures``: model files (default: the `train` split of the data kit).
+    ``mask_input``: from now on feed the model map × dilated mask (recorded in the card's
+    recipe; for a model trained without it), and calibrate on such inputs."""
     if n_maps < 1:
         raise InputError("calibration needs at least one map")
     paths = list(structures) if structures else [r["path"] for r in manifest("train")]
@@ -192,6 +142,9 @@ def calibrate(name_or_path: str, n_maps: int = MAPS, seed: int = 1,
     net, card = models.load_dense(name_or_path)
     try:
         recipe = SampleRecipe(**card.extra["recipe"])
+        if mask_input and not recipe.mask_input:
+            recipe.mask_input = card.extra["recipe"]["mask_input"] = True
+            card.extra["mask_input_since_calibration"] = True
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"model {name_or_path}: its card has no usable training recipe "
                          f"({exc})") from None

@@ -20,11 +20,12 @@ def frequency_squared(shape, sampling: float) -> np.ndarray:
 
 def raised_cosine(s: np.ndarray, sampling: float, resolution: float,
                   width: float = COSINE_WIDTH) -> np.ndarray:
-    """Low-pass gain at spatial frequency ``s`` (1/Å): 1 below 1/resolution − width/2, 0 above
-    1/resolution + width/2 (width in cycles/px), raised cosine between; 0.5 at 1/resolution."""
+    """Xmipp's (the paper's) low-pass gain at spatial frequency ``s`` (1/Å): with f = s·sampling
+    and f_c = sampling/resolution (cycles/px), 1 for f ≤ f_c, ½(1 + cos(π (f − f_c)/width)) up
+    to f_c + width, 0 beyond. The pass band reaches the cut-off; the edge lies above it."""
     f = s * sampling  # normalised frequency, Nyquist = 0.5
     fc = sampling / resolution
-    t = np.clip((f - (fc - width / 2)) / width, 0.0, 1.0)
+    t = np.clip((f - fc) / width, 0.0, 1.0)
     return (0.5 * (1.0 + np.cos(np.pi * t))).astype(np.float32)
 
 

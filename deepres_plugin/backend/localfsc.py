@@ -21,8 +21,8 @@ from scipy import ndimage
 from scipy import fft as sfft
 
 from .filters import WORKERS, frequency_squared, fsc, resolution_at_threshold
-from .volume import (InputError, atomic_write_text, output_paths, read_mask, read_volume,
-                     write_volume)
+from .volume import (InputError, OutputSet, atomic_write_text, output_paths, read_mask,
+                     read_volume, write_volume)
 
 log = logging.getLogger(__name__)
 
@@ -307,17 +307,11 @@ def run(half1: str, half2: str, out_path: str, mask_path: str | None = None,
     result = local_fsc(v1.data, v2.data, v1.sampling, mask, box, step, threshold,
                        progress=progress)
     paths = output_paths(out_path)
-    written = [paths["map"]] + ([] if mask_path else [paths["mask"]]) + [paths["json"]]
-    try:
+    with OutputSet():  # all or nothing: no half-written result set
         write_volume(paths["map"], v1, result.resolution)
         if not mask_path:
             write_volume(paths["mask"], v1, mask.astype(np.float32))
         _write_summary(paths, half1, half2, mask_path, v1, result)
-    except BaseException:  # all or nothing: no half-written result set
-        for p in written:
-            if os.path.isfile(p):
-                os.remove(p)
-        raise
     return result
 
 

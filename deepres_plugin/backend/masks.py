@@ -30,6 +30,9 @@ MIN_COMPONENT = 0.05  # keep components with at least this fraction of the large
 SOLVENT_MARGIN = 5.0  # Å between the mask and the solvent used to measure noise
 MIN_SOLVENT = 1000  # voxels
 SOLVENT_SAMPLES = 1_000_000  # at most this many solvent voxels enter the median
+FLAT = 1e-5  # a map whose SD is below this × its largest |value| counts as constant
+DENSITY_QUANTILE = 99.9  # "density": above this percentile of the map outside the mask ...
+MIN_DENSITY = 0.01  # ... a mask must hold at least this fraction of such voxels
 
 
 def otsu_threshold(values: np.ndarray, nbins: int = 256) -> float:
@@ -98,8 +101,7 @@ def auto_mask(data: np.ndarray, sampling: float, lowpass: float = LOWPASS,
     threshold = max(0.5 * otsu, med + NOISE_SIGMAS * sd)
     core = smooth > threshold
     if not core.any():
-        raise InputError("cannot build an automatic mask: the map looks empty or pure noise; "
-                         "give a mask with --mask")
+        raise InputError("cannot build an automatic mask: the map looks empty or pure noise")
     core = keep_large_components(core)
     # grow and fill inside the core's bounding box (+ margin): same result, far cheaper
     margin = int(np.ceil(dilation / sampling)) + 2
@@ -136,3 +138,40 @@ def mask_warnings(mask: np.ndarray, sampling: float, min_voxels: int = 27) -> li
     if s["touches_border"]:
         out.append("mask touches the box edge: values near the edge are less reliable")
     return out
+
+
+def check_density(data: np.ndarray, mask: np.ndarray | None = None, what: str = "map",
+                  sampling: float | None = None) -> None:
+    """Refuse a map with nothing to estimate: all 0, constant or nearly (SD < FLAT × max|value|),
+    also inside ``mask``; and a mask over no density (< MIN_DENSITY of its voxels above the
+    DENSITY_QUANTILE percentile of the map outside it). With ``sampling`` the density test runs
+    on the map low-passed at LOWPASS Å, so that strong high-frequency noise (a noisy map
+    sharpened to Nyquist) does not hide the molecule."""
+    scale = float(np.abs(data).max())
+    if scale == 0.0:
+        raise InputError(f"{what} is empty (every voxel is 0): nothing to estimate; check that "
+                         "this is the map you meant (not a mask or an unfinished export)")
+    if float(data.std()) <= FLAT * scale:
+        raise InputError(f"{what} is constant (every voxel ≈ {float(data.mean()):.4g}): nothing "
+                         "to estimate; check that this is the map you meant")
+    if mask is None:
+        return
+    inside = data[mask]
+    hint = ("check that mask and map belong together (same box, voxel size and origin: "
+            "compare `deepres info` of both)")
+    if float(inside.std()) <= FLAT * scale:
+        raise InputError(f"{what} is constant inside the mask (≈ {float(inside.mean()):.4g}): "
+                         f"the mask covers no density; {hint}")
+    if (~mask).sum() < MIN_SOLVENT:
+        return
+    if sampling is not None:
+        data = fourier_filter(data, sampling, max(LOWPASS, 3.0 * sampling))
+        inside = data[mask]
+    outside = data[~mask]
+    top = float(np.percentile(outside[::max(1, outside.size // SOLVENT_SAMPLES)],
+                              DENSITY_QUANTILE))
+    frac = float(np.mean(inside > top))
+    if frac < MIN_DENSITY:
+        raise InputError(f"the mask covers no density: only {100 * frac:.2g} % of its voxels are "
+                         f"above the {DENSITY_QUANTILE:g}th percentile of the map outside it; "
+                         + hint)

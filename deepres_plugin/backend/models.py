@@ -12,61 +12,15 @@
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .registry import (SHIPPED, WEIGHTS_DIR, DenseSpec, ModelCard,  # noqa: F401  (re-exported)
+                       read_card, shipped_base, weights_paths, write_card)
 from .volume import InputError
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
-SHIPPED = ("standard", "high")
 NORM_EPS = 1e-6
-
-
-@dataclass
-class DenseSpec:
-    """Architecture of a dense model; stored in the model card next to the weights."""
-
-    box: int = 13
-    channels: int = 24
-    last_channels: int = 48
-    head: tuple = (48, 32)
-    noise_input: bool = False  # second input: the map's noise SD (solvent), one per map
-
-    @property
-    def layers(self) -> int:
-        return (self.box - 1) // 2
-
-    @property
-    def halo(self) -> int:
-        return self.layers
-
-
-@dataclass
-class ModelCard:
-    """What a trained model is for; written as ``<name>.json`` beside ``<name>.weights.h5``."""
-
-    name: str
-    sampling: float
-    res_min: float
-    res_max: float
-    kind: str = "dense"
-    spec: dict = field(default_factory=lambda: asdict(DenseSpec()))
-    extra: dict = field(default_factory=dict)
-
-    def calibration(self):
-        """The card's :class:`~.calibration.Calibration`, or None when it has none."""
-        from .calibration import Calibration
-
-        d = self.extra.get("calibration")
-        return None if d is None else Calibration.from_dict(d)
-
-    def dense_spec(self) -> DenseSpec:
-        d = dict(self.spec)
-        d["head"] = tuple(d.get("head", (48, 32)))
-        return DenseSpec(**d)
 
 
 def _keras():
@@ -206,39 +160,6 @@ def unit_norm_boxes(data: np.ndarray, centres: np.ndarray, box: int = 13,
     if return_norms:
         return (boxes / norms)[..., None], norms.reshape(-1)
     return (boxes / norms)[..., None]
-
-
-def weights_paths(name_or_path: str) -> tuple[str, str]:
-    """(weights .h5, card .json) for a shipped model name or a user path to either file."""
-    if name_or_path in SHIPPED:
-        base = os.path.join(WEIGHTS_DIR, name_or_path)
-    else:
-        base = name_or_path
-        for suffix in (".weights.h5", ".json"):
-            if base.endswith(suffix):
-                base = base[: -len(suffix)]
-    return base + ".weights.h5", base + ".json"
-
-
-def read_card(path: str) -> ModelCard:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            d = json.load(fh)
-        return ModelCard(**{k: d[k] for k in ("name", "sampling", "res_min", "res_max", "kind",
-                                               "spec") if k in d},
-                         extra={k: v for k, v in d.items()
-                                if k not in ("name", "sampling", "res_min", "res_max", "kind",
-                                             "spec")})
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"model card {path} is missing or invalid ({exc})") from None
-
-
-def write_card(path: str, card: ModelCard) -> None:
-    from .volume import atomic_write_text
-
-    d = {"name": card.name, "sampling": card.sampling, "res_min": card.res_min,
-         "res_max": card.res_max, "kind": card.kind, "spec": card.spec, **card.extra}
-    atomic_write_text(path, json.dumps(d, indent=2, default=float) + "\n")
 
 
 def load_dense(name_or_path: str):

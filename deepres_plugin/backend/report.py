@@ -8,13 +8,16 @@ import os
 
 import numpy as np
 
-from .volume import InputError, Volume, atomic_path, atomic_write_text
+from ..constants import DEFAULT_COLORMAP as DEFAULT_CMAP
+from .volume import InputError, Volume, atomic_path, atomic_write_text, write_volume
 
 #: percentiles reported by :func:`stats` (key → percentile)
 PERCENTILES = {"p2_5": 2.5, "p5": 5, "p20": 20, "p25": 25, "p50": 50, "p75": 75, "p95": 95,
                "p97_5": 97.5}
-DEFAULT_CMAP = "jet"  # low Å (better) blue, high Å (worse) red, as ResMap and Scipion viewers
-CHIMERAX_PALETTE = ("blue", "cyan", "green", "yellow", "red")  # same order as ``jet``
+PALETTE_STEPS = 9  # colours sampled along the colour map for ChimeraX
+NO_VALUE = 10000.0  # what ChimeraX puts outside the mask (0 in the file) before colouring
+NO_VALUE_FROM = 100.0  # Å: sampled values from here up are grey (outside the mask or its edge)
+NO_VALUE_COLOUR = "#b4b4b4"
 
 
 def stats(values: np.ndarray) -> dict:
@@ -27,6 +30,39 @@ def stats(values: np.ndarray) -> dict:
            "min": float(v.min()), "max": float(v.max()), "n_voxels": int(v.size)}
     out.update({k: float(p) for k, p in zip(PERCENTILES, pct)})
     return out
+
+
+def check_cmap(name: str) -> str:
+    """``name`` if matplotlib knows that colour map, else InputError with a few choices."""
+    from matplotlib import colormaps
+
+    if name not in colormaps:
+        raise InputError(f"unknown colour map {name!r}: give a matplotlib name, e.g. viridis "
+                         "(default), cividis, plasma, magma, inferno, turbo or jet")
+    return name
+
+
+def hex_colours(cmap: str, n: int = PALETTE_STEPS) -> list[str]:
+    """``n`` hex colours sampled evenly along a matplotlib colour map."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cm = colormaps[check_cmap(cmap)]
+    return [to_hex(cm(t)) for t in np.linspace(0.0, 1.0, max(2, int(n)))]
+
+
+def colour_range(values: np.ndarray) -> tuple[float, float]:
+    """The colour range shared by slices, histogram and ChimeraX key: 2.5–97.5 % of the
+    values, widened to 0.1 Å steps (at least 1 Å wide)."""
+    v = np.asarray(values, np.float64).ravel()
+    if v.size == 0:
+        raise InputError("no voxels inside the mask: nothing to colour")
+    lo, hi = np.percentile(v, [2.5, 97.5])
+    lo, hi = math.floor(lo * 10 + 1e-6) / 10, math.ceil(hi * 10 - 1e-6) / 10
+    if hi - lo < 1.0:
+        mid = 0.5 * (lo + hi)
+        lo, hi = round(mid - 0.5, 1), round(mid + 0.5, 1)
+    return lo, hi
 
 
 def _figure(figsize):
@@ -46,8 +82,21 @@ def _save(fig, path: str, dpi: int = 110) -> str:
 
 
 def histogram_png(values: np.ndarray, path: str, bin_width: float = 0.25,
-                  title: str | None = None) -> str:
-    """Histogram of resolutions (Å) with ``bin_width`` Å bins and the median marked."""
+                  title: str | None = None, cmap: str = DEFAULT_CMAP, vrange=None,
+                  clamp=None, clamp_why=("", "")) -> str:
+    """Write :func:`histogram_figure` as a PNG; returns ``path``."""
+    return _save(histogram_figure(values, bin_width, title, cmap, vrange, clamp, clamp_why),
+                 path)
+
+
+def histogram_figure(values: np.ndarray, bin_width: float = 0.25, title: str | None = None,
+                     cmap: str = DEFAULT_CMAP, vrange=None, clamp=None, clamp_why=("", "")):
+    """Histogram of resolutions (Å) with ``bin_width`` Å bins, coloured with ``cmap`` over
+    ``vrange`` (default :func:`colour_range`), median marked. ``clamp`` (lo, hi): voxels sitting
+    at those values are hatched and counted in the legend, with ``clamp_why`` as the reason."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
     v = np.asarray(values, np.float64).ravel()
     if v.size == 0:
         raise InputError("no voxels inside the mask: no histogram to draw")
@@ -60,17 +109,30 @@ def histogram_png(values: np.ndarray, path: str, bin_width: float = 0.25,
     if nbins > 5000:
         raise InputError(f"bin width {bin_width} Å gives {nbins} bins; choose a larger one")
     med = float(np.median(v))
+    norm = Normalize(*(colour_range(v) if vrange is None else vrange))
+    cm = colormaps[check_cmap(cmap)]
     fig = _figure((6.4, 4.0))
     ax = fig.add_subplot(111)
-    ax.hist(v, bins=lo + bin_width * np.arange(nbins + 1), color="#4a7ab5", edgecolor="white",
-            linewidth=0.4)
+    edges = lo + bin_width * np.arange(nbins + 1)
+    _, _, patches = ax.hist(v, bins=edges, edgecolor="white", linewidth=0.4)
+    for patch, left in zip(patches, edges[:-1]):
+        patch.set_facecolor(cm(norm(left + 0.5 * bin_width)))
     ax.axvline(med, color="#c0392b", linewidth=2, label=f"median {med:.2f} Å")
+    for bound, word, why in zip(clamp or (), ("floor", "ceiling"), clamp_why):
+        at = np.isclose(v, bound, atol=1e-3)
+        if at.any():
+            k = min(int((bound - lo) // bin_width), nbins - 1)
+            patches[k].set_hatch("////")
+            patches[k].set_edgecolor("black")
+            n = int(at.sum())
+            patches[k].set_label(f"{n} voxel{'s' * (n != 1)} ({100 * at.mean():.1f} %) clamped "
+                                 f"at the {word} {bound:.2f} Å" + (f":\n{why}" if why else ""))
     ax.set_xlabel("Resolution (Å)")
     ax.set_ylabel("Voxels")
     ax.set_title(title or f"Local resolution inside the mask ({v.size} voxels)")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 _AXES = {"z": 0, "y": 1, "x": 2}
@@ -109,12 +171,22 @@ def _slice_plan(mask, axis, index, grid):
 def slices_png(map_data: np.ndarray, res_data: np.ndarray, mask: np.ndarray, path: str,
                axis: str = "z", index=None, grid: bool = False, vmin: float | None = None,
                vmax: float | None = None, cmap: str = DEFAULT_CMAP,
-               title: str | None = None) -> str:
+               title: str | None = None, where: Volume | None = None) -> str:
+    """Write :func:`slices_figure` as a PNG; returns ``path``."""
+    return _save(slices_figure(map_data, res_data, mask, axis, index, grid, vmin, vmax, cmap,
+                               title, where), path)
+
+
+def slices_figure(map_data: np.ndarray, res_data: np.ndarray, mask: np.ndarray,
+                  axis: str = "z", index=None, grid: bool = False, vmin: float | None = None,
+                  vmax: float | None = None, cmap: str = DEFAULT_CMAP,
+                  title: str | None = None, where: Volume | None = None):
     """Map slices in grey with the resolution (Å) coloured inside the mask and a colour bar.
 
     Default: 3 orthogonal slices through the mask's centre; ``index``: that one slice along
     ``axis``; ``grid``: a 2×2 grid of 4 slices along ``axis`` spread over the mask (or the 4
-    given in ``index``). Colour range: ``vmin``/``vmax`` or the 2.5–97.5 % of the values."""
+    given in ``index``). Colour range: ``vmin``/``vmax`` or :func:`colour_range`. ``where``: the
+    map's grid, to give slice positions in Å (else voxel indices)."""
     from matplotlib import colormaps
 
     mask = np.asarray(mask, bool)
@@ -124,7 +196,7 @@ def slices_png(map_data: np.ndarray, res_data: np.ndarray, mask: np.ndarray, pat
     inside = res_data[mask]
     if inside.size == 0:
         raise InputError("no voxels inside the mask: no slices to draw")
-    lo, hi = np.percentile(inside, [2.5, 97.5])
+    lo, hi = colour_range(inside)
     vmin = float(lo if vmin is None else vmin)
     vmax = float(hi if vmax is None else vmax)
     if vmax <= vmin:
@@ -134,7 +206,8 @@ def slices_png(map_data: np.ndarray, res_data: np.ndarray, mask: np.ndarray, pat
     rows, cols = (2, 2) if grid else (1, len(plan))
     fig = _figure((3.3 * cols + 1.0, 3.3 * rows + 0.5))
     axes = [fig.add_subplot(rows, cols, k + 1) for k in range(len(plan))]
-    cm = colormaps[cmap]
+    cm = colormaps[check_cmap(cmap)]
+    first = grid_origin(where) if where is not None else None
     image = None
     for ax, (a, i) in zip(axes, plan):
         m2 = _take(mask, a, i)
@@ -145,13 +218,16 @@ def slices_png(map_data: np.ndarray, res_data: np.ndarray, mask: np.ndarray, pat
         rest = "xyz".replace(a, "")
         ax.set_xlabel(rest[0] if a != "x" else "y")
         ax.set_ylabel(rest[1] if a != "x" else "z")
-        ax.set_title(f"{a} = {i}")
+        if first is None:
+            ax.set_title(f"{a} = voxel {i}")
+        else:
+            ax.set_title(f"{a} = {first['xyz'.index(a)] + i * where.sampling:.1f} Å (voxel {i})")
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(image, ax=axes, label="Resolution (Å)", shrink=0.85)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
 def grid_origin(vol: Volume) -> tuple[float, float, float]:
@@ -163,50 +239,94 @@ def grid_origin(vol: Volume) -> tuple[float, float, float]:
 
 
 def contour_level(map_data: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """A surface level that encloses about the molecular volume: the 65th percentile inside
-    the mask (our auto-mask is ~2.8× the molecular volume), else the 95th of the box."""
+    """A surface level from the map inside the mask: the Otsu threshold of those values, which
+    splits density from solvent within the mask (on EMD-5168 with its auto-mask, 2.0 σ of the
+    box; 99 % of the voxels above it lie in the mask). Without a mask, the 95th percentile."""
+    from .masks import otsu_threshold
+
     if mask is not None and np.any(mask):
-        return float(np.percentile(map_data[np.asarray(mask, bool)], 65))
+        return otsu_threshold(map_data[np.asarray(mask, bool)])
     return float(np.percentile(map_data, 95))
 
 
-def chimerax_script(map_path: str, res_path: str, vol: Volume, res_range, level=None,
-                    palette=CHIMERAX_PALETTE, mask: np.ndarray | None = None) -> str:
-    """ChimeraX commands: open the map and the resolution map on the input grid (voxel size,
-    origin), surface at ``level`` (default :func:`contour_level`), colour the surface by the
-    resolution with ``palette`` over ``res_range`` (Å) and draw a key labelled in Å."""
+def chimerax_palette(res_range, palette=None, cmap: str = DEFAULT_CMAP):
+    """(lo, hi, palette stops, key) shared by the ChimeraX scripts: ``palette`` (default
+    ``cmap`` sampled) over ``res_range`` Å, grey from :data:`NO_VALUE_FROM` + 1 Å up, and the
+    ``key`` command's colour:label list in Å."""
     lo, hi = (float(r) for r in res_range)
     if not hi > lo:
         hi = lo + 1.0
-    colours = list(palette)
+    colours = list(hex_colours(cmap) if palette is None else palette)
     if len(colours) < 2:
         raise InputError("a ChimeraX palette needs at least two colours")
+    if not hi < NO_VALUE_FROM:
+        raise InputError(f"colour range {lo:g}–{hi:g} Å reaches {NO_VALUE_FROM:g} Å")
+    steps = np.linspace(lo, hi, len(colours))
+    stops = ":".join(f"{v:.2f},{c}" for v, c in zip(steps, colours))
+    stops += f":{NO_VALUE_FROM:g},{colours[-1]}:{NO_VALUE_FROM + 1:g},{NO_VALUE_COLOUR}"
+    labelled = set(np.linspace(0, len(colours) - 1, min(5, len(colours))).round().astype(int))
+    key = " ".join(f"{c}:{v:.1f}Å" if k in labelled else f"{c}:"
+                   for k, (c, v) in enumerate(zip(colours, steps)))
+    return lo, hi, stops, key
+
+
+def chimerax_script(map_path: str, res_path: str, vol: Volume, res_range, level=None,
+                    palette=None, mask: np.ndarray | None = None,
+                    cmap: str = DEFAULT_CMAP) -> str:
+    """ChimeraX commands: open the map and the resolution map (paths written as given) on the
+    input grid (voxel size, origin), surface at ``level`` (default :func:`contour_level`),
+    colour the surface by resolution with ``palette`` (default: ``cmap`` sampled) over
+    ``res_range`` (Å), grey where the resolution map is 0 (outside the mask), key in Å."""
+    lo, hi, stops, key = chimerax_palette(res_range, palette, cmap)
     level = contour_level(vol.data, mask) if level is None else float(level)
     origin = ",".join(f"{o:.4f}" for o in grid_origin(vol))
-    steps = np.linspace(lo, hi, len(colours))
-    key = " ".join(f"{c}:{v:.1f}Å" for c, v in zip(colours, steps))
     return "\n".join([
-        "# DeepRes local resolution (written by deepres_plugin); run: chimerax this_file.cxc",
-        f'open "{os.path.abspath(map_path)}"',
-        f'open "{os.path.abspath(res_path)}"',
+        "# DeepRes local resolution (deepres_plugin). Open with: chimerax this_file.cxc",
+        "# Paths are relative to this file's folder (ChimeraX runs a .cxc from there).",
+        f"# Surface: the map at level {level:.6g} (Otsu threshold of the map inside the mask).",
+        f"# Colour: the resolution map sampled on the surface, {lo:.2f}–{hi:.2f} Å (beyond: the",
+        "# end colours). Outside the mask the resolution map is 0; `volume threshold` makes that",
+        f"# {NO_VALUE:g}, so the surface there and at the mask's edge stays grey.",
+        f'open "{map_path}"',
+        f'open "{res_path}"',
         f"volume #1 voxelSize {vol.sampling:.5f} origin {origin} style surface level {level:.6g}",
         f"volume #2 voxelSize {vol.sampling:.5f} origin {origin}",
-        "volume #2 hide",
-        f"color sample #1 map #2 palette {':'.join(colours)} range {lo:.2f},{hi:.2f}",
-        f"key {key} pos 0.88,0.12 size 0.04,0.6",
-        '2dlabels text "Resolution (Å)" xpos 0.80 ypos 0.75 size 16',
-        "set bgColor white",
-        "lighting soft",
-        "view",
-        "",
+        f"volume threshold #2 minimum 0.001 set {NO_VALUE:g} modelId #3",
+        "volume #2,3 hide",
+        f"color sample #1 map #3 palette {stops}",
+        *chimerax_key(key),
     ])
 
 
+def chimerax_key(key: str) -> list[str]:
+    """The closing ChimeraX lines shared by the map and model scripts: the colour key in Å,
+    its title, white background, soft lighting, view all."""
+    return [f"key {key} pos 0.88,0.12 size 0.04,0.6",
+            '2dlabels text "Resolution (Å)" xpos 0.80 ypos 0.75 size 16',
+            "set bgColor white", "lighting soft", "view", ""]
+
+
+def chimerax_map_copy(script_path: str, map_path: str) -> str | None:
+    """Where :func:`write_chimerax` puts an uncompressed copy of a compressed map (ChimeraX
+    cannot open .mrc.gz/.map.gz): SCRIPT_map.mrc; None when the map needs no copy."""
+    if not map_path.lower().endswith((".gz", ".bz2")):
+        return None
+    return os.path.splitext(script_path)[0] + "_map.mrc"
+
+
 def write_chimerax(path: str, map_path: str, res_path: str, vol: Volume, res_range,
-                   level=None, palette=CHIMERAX_PALETTE, mask: np.ndarray | None = None) -> str:
-    """Write :func:`chimerax_script` to ``path`` (atomically); returns ``path``."""
-    return atomic_write_text(path, chimerax_script(map_path, res_path, vol, res_range, level,
-                                                   palette, mask))
+                   level=None, palette=None, mask: np.ndarray | None = None,
+                   cmap: str = DEFAULT_CMAP) -> str:
+    """Write :func:`chimerax_script` to ``path`` (atomically) with paths relative to its
+    folder, and a copy of ``vol`` if ``map_path`` is compressed; returns ``path``."""
+    copy = chimerax_map_copy(path, map_path)
+    if copy:
+        write_volume(copy, vol)
+        map_path = copy
+    here = os.path.dirname(os.path.abspath(path))
+    rel = [os.path.relpath(os.path.abspath(p), here) for p in (map_path, res_path)]
+    return atomic_write_text(path, chimerax_script(*rel, vol, res_range, level, palette, mask,
+                                                   cmap))
 
 
 def power_resolution(data: np.ndarray, sampling: float, mask: np.ndarray | None = None,

@@ -176,15 +176,17 @@ def sweep(vol: Volume, half1: np.ndarray, half2: np.ndarray, mask: np.ndarray, b
     rows = {f"p{p}": [] for p in PERCENTILES}
     ccs = [] if reference is not None else None
     warnings, used = list(lf.warnings), model
+    seen = set()
     for i, b in enumerate(bfactors):
         data = sharpen(vol.data, vol.sampling, b, lowpass)
-        est = estimate(vol.like(data), mask, used)
-        used = est.model  # "auto" is resolved once, at the least sharpened B
+        est = estimate(vol.like(data), mask, model)  # `auto` may fuse other models per B
+        used = est.model
         for k, v in percentiles(est.resolution[mask]).items():
             rows[k].append(v)
         if ccs is not None:
             ccs.append(correlation(data, reference, mask))
-        warnings += [f"B = {b:g}: {w}" for w in est.warnings]
+        warnings += [f"B = {b:g}: {w}" for w in est.warnings if w not in seen]
+        seen.update(est.warnings)
         row = {k: v[-1] for k, v in rows.items()}
         if ccs is not None:
             row["cc"] = ccs[-1]
@@ -194,7 +196,7 @@ def sweep(vol: Volume, half1: np.ndarray, half2: np.ndarray, mask: np.ndarray, b
     t_sweep = time.perf_counter()
     rec, met, best, message = crossing(bfactors, rows["p20"], lf_stats["p20"])
     sharpened = sharpen(vol.data, vol.sampling, best, lowpass)
-    best_res = estimate(vol.like(sharpened), mask, used).resolution
+    best_res = estimate(vol.like(sharpened), mask, model).resolution
     timings = {"localfsc_s": t_lf - t0, "model_map_s": t_model - t_lf,
                "sweep_s": t_sweep - t_model, "total_s": time.perf_counter() - t0}
     result = SweepResult(bfactors, rows, lf_stats, rec, met, message, best, used, lowpass,
@@ -265,7 +267,7 @@ def run(map_path: str, half1: str, half2: str, out_dir: str, mask_path: str | No
     from .localfsc import read_halves
     from .masks import auto_mask
     from .simulate import load_structure
-    from .volume import atomic_write_text, read_mask, read_volume, write_volume
+    from .volume import OutputSet, atomic_write_text, read_mask, read_volume, write_volume
 
     bfactors = parse_range(b_range)
     vol = read_volume(map_path, "map")
@@ -278,14 +280,13 @@ def run(map_path: str, half1: str, half2: str, out_dir: str, mask_path: str | No
     result, arrays = sweep(vol, h1.data, h2.data, mask, bfactors, model, st, box, threshold,
                            lowpass, callback)
     paths = {k: os.path.join(out_dir, v) for k, v in FILES.items()}
-    written = []
-    try:
+    with OutputSet():  # all or nothing
         for key in ("localfsc", "sharpened", "deepres"):
-            written.append(write_volume(paths[key], vol, arrays[key]))
+            write_volume(paths[key], vol, arrays[key])
         if not mask_path:
-            written.append(write_volume(paths["mask"], vol, mask.astype(np.float32)))
-        written.append(atomic_write_text(paths["csv"], table_csv(result)))
-        written.append(plot_png(result, paths["plot"]))
+            write_volume(paths["mask"], vol, mask.astype(np.float32))
+        atomic_write_text(paths["csv"], table_csv(result))
+        plot_png(result, paths["plot"])
         summary = {"map": os.path.abspath(map_path), "half1": os.path.abspath(half1),
                    "half2": os.path.abspath(half2),
                    "mask": os.path.abspath(mask_path or paths["mask"]),
@@ -294,10 +295,5 @@ def run(map_path: str, half1: str, half2: str, out_dir: str, mask_path: str | No
                    "files": {k: os.path.abspath(p) for k, p in paths.items()
                              if k != "mask" or not mask_path},
                    **result.to_json()}
-        written.append(atomic_write_text(paths["json"], json.dumps(summary, indent=2) + "\n"))
-    except BaseException:  # all or nothing
-        for p in written:
-            if os.path.isfile(p):
-                os.remove(p)
-        raise
+        atomic_write_text(paths["json"], json.dumps(summary, indent=2) + "\n")
     return result

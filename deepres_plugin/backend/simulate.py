@@ -187,3 +187,4 @@ def simulate(st, sampling: float, resolutions, noise: float = 0.0, bfactor: floa
     # MRC origin (x, y, z Å) that puts the map on the input model (meaningless once rotated)
     origin = (0.0, 0.0, 0.0) if rotation is not None else tuple(float(v) for v in shift)
     return Simulation(vol, truth, mask, sampling, res_list, group_names, origin)
+

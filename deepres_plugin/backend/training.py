@@ -12,55 +12,27 @@ import queue
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 
+from .. import constants as C
 from . import models
+from .config import TrainConfig  # noqa: F401  (the settings live in the parameter layer)
 from .samples import SampleMaker, SampleRecipe, manifest
-from .volume import InputError, atomic_path, atomic_write_text
+from .volume import InputError, OutputSet, atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 HUBER_DELTA = 1.0
 
 
-@dataclass
-class TrainConfig:
-    name: str = "standard"
-    sampling: float = 1.0
-    res_min: float = 2.5
-    res_max: float = 13.0
-    epochs: int = 16
-    steps_per_epoch: int = 250
-    batch: int = 4
-    patch: int = 48
-    noise_max: float = 0.12
-    noise_ref: str = "map"
-    clean_fraction: float = 0.2
-    noise_input: bool = True  # the head sees the map's noise SD (DenseSpec.noise_input)
-    seed: int = 1
-    lr: float = 1e-3
-    ema: float = 0.998  # decay of the weight average (0 = export the last step's weights)
-    channels: int = 16
-    last_channels: int = 48
-    head: tuple = (48, 32)
-    structures: list | None = None  # model files; None = MANIFEST `train` rows
-    val_structures: list | None = None  # None = MANIFEST `val` rows
-    val_maps: int = 12
-    threads: int = 0  # 0 = TensorFlow default
-    calibration_maps: int = 200  # maps simulated to calibrate the exported model (0 = none)
-    init: str | None = None  # start from this trained model's weights (fine-tuning)
-    command: str = ""
-    extra_recipe: dict = field(default_factory=dict)
-
-    def recipe(self) -> SampleRecipe:
-        return SampleRecipe(sampling=self.sampling, res_min=self.res_min, res_max=self.res_max,
-                            patch=self.patch, noise_max=self.noise_max, noise_ref=self.noise_ref,
-                            clean_fraction=self.clean_fraction, **self.extra_recipe)
-
-    def spec(self) -> models.DenseSpec:
-        return models.DenseSpec(channels=self.channels, last_channels=self.last_channels,
-                                head=tuple(self.head), noise_input=self.noise_input)
+def recipe(cfg: TrainConfig) -> SampleRecipe:
+    """How the training maps of ``cfg`` are made (stored in the model card)."""
+    return SampleRecipe(sampling=cfg.sampling, res_min=cfg.res_min, res_max=cfg.res_max,
+                        patch=cfg.patch, noise_max=cfg.noise_max, noise_ref=cfg.noise_ref,
+                        clean_fraction=cfg.clean_fraction, noise_colour=cfg.noise_colour,
+                        global_b_fraction=cfg.global_b_fraction, mask_input=cfg.mask_input,
+                        **cfg.extra_recipe)
 
 
 def masked_huber(y_true, y_pred):
@@ -145,7 +117,7 @@ class _Producer(threading.Thread):
 
 def validation_set(cfg: TrainConfig, paths: list[str]):
     """Fixed validation patches (seeded), from val structures only."""
-    maker = SampleMaker(cfg.recipe(), paths)
+    maker = SampleMaker(recipe(cfg), paths)
     rng = np.random.default_rng([cfg.seed, 999_999])
     xs, ys, ns = [], [], []
     for i in range(cfg.val_maps):
@@ -204,29 +176,30 @@ def _resolve_paths(cfg: TrainConfig):
 def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool = True,
           callback=None) -> str:
     """Train a dense model; returns ``<out_dir>/<name>`` (weights + card written there)."""
+    cfg.check()
     train_paths, val_paths = _resolve_paths(cfg)
     version = _code_version()  # the code that trains, not whatever is checked out at the end
-    os.makedirs(os.path.join(out_dir, "checkpoint"), exist_ok=True)
+    ckpt = os.path.join(out_dir, C.TRAIN_CHECKPOINT)
+    os.makedirs(ckpt, exist_ok=True)
     keras = models._keras()
     if cfg.threads:
         models.set_threads(cfg.threads)
     keras.utils.set_random_seed(cfg.seed)
-    lo, hi = cfg.recipe().res_bounds()
+    lo, hi = recipe(cfg).res_bounds()
     model = models.build_dense(cfg.spec(), res_init=0.5 * (lo + hi))
     init_info = _initialise(model, cfg) if cfg.init else None
     total = cfg.epochs * cfg.steps_per_epoch
     sched = keras.optimizers.schedules.CosineDecay(cfg.lr, total, alpha=0.02)
     opt = keras.optimizers.Adam(sched, clipnorm=1.0)
     model.compile(optimizer=opt, loss=masked_huber)
-    ckpt = os.path.join(out_dir, "checkpoint")
     start, history = 0, []
     avg = WeightAverage(model, cfg.ema)
     if resume and os.path.isfile(os.path.join(ckpt, "state.json")):
         start, history = _load_checkpoint(model, opt, avg, ckpt)
         log.info("resuming at epoch %d", start + 1)
     vx, vy, vn = validation_set(cfg, val_paths)
-    maker = SampleMaker(cfg.recipe(), train_paths)
-    t0 = time.time()
+    maker = SampleMaker(recipe(cfg), train_paths)
+    t0 = time.time() - (history[-1]["seconds"] if history else 0.0)  # resumed: keep counting
     for epoch in range(start, cfg.epochs):
         prod = _Producer(maker, cfg, epoch)
         prod.start()
@@ -268,18 +241,31 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool =
 
 
 def _initialise(model, cfg) -> dict:
-    """Copy the weights of the trained model ``cfg.init`` (same architecture and sampling);
-    returns what the card records of it."""
+    """Copy the weights of the trained model ``cfg.init``; returns what the card records of it.
+    Same architecture and sampling: all weights (fine-tuning). Otherwise only the layers whose
+    names and shapes match (e.g. the trunk of a model with another head or sampling), and the
+    card lists them; a model sharing no layer is refused."""
     net, card = models.load_dense(cfg.init)
-    same = asdict(card.dense_spec()) == asdict(cfg.spec())
-    if not same or abs(card.sampling - cfg.sampling) > 1e-6:
-        raise InputError(f"--init model {cfg.init} has another architecture or sampling "
-                         f"({card.spec}, {card.sampling} Å/px) than this run "
-                         f"({asdict(cfg.spec())}, {cfg.sampling} Å/px)")
-    model.set_weights(net.get_weights())
-    return {"model": cfg.init, "command": card.extra.get("command", ""),
+    info = {"model": cfg.init, "command": card.extra.get("command", ""),
+            "reproduce": card.extra.get("reproduce", []),
             "code_version": card.extra.get("code_version", ""),
             "training_seconds": card.extra.get("training_seconds", 0)}
+    if asdict(card.dense_spec()) == asdict(cfg.spec()) and abs(card.sampling - cfg.sampling) < 1e-6:
+        model.set_weights(net.get_weights())
+        return info
+    theirs = {layer.name: layer for layer in net.layers if layer.weights}
+    copied = []
+    for layer in model.layers:
+        other = theirs.get(layer.name)
+        if other is not None and [w.shape for w in other.get_weights()] == \
+                [w.shape for w in layer.get_weights()] and layer.weights:
+            layer.set_weights(other.get_weights())
+            copied.append(layer.name)
+    if not copied:
+        raise InputError(f"--init model {cfg.init} shares no layer with this run's architecture "
+                         f"({card.spec} vs {asdict(cfg.spec())})")
+    log.info("--init %s: copied layers %s", cfg.init, ", ".join(copied))
+    return info | {"partial": copied, "sampling": card.sampling}
 
 
 def _bar(progress, total, desc):
@@ -318,8 +304,9 @@ def _write_history(out_dir, history):
     keys = list(history[-1].keys())
     lines = [",".join(keys)] + [",".join("" if r.get(k) is None else str(r.get(k)) for k in keys)
                                 for r in history]
-    atomic_write_text(os.path.join(out_dir, "history.csv"), "\n".join(lines) + "\n")
-    plot_history(os.path.join(out_dir, "history.csv"), os.path.join(out_dir, "loss.png"))
+    csv_path = os.path.join(out_dir, C.TRAIN_HISTORY)
+    atomic_write_text(csv_path, "\n".join(lines) + "\n")
+    plot_history(csv_path, os.path.join(out_dir, C.TRAIN_LOSS_PNG))
 
 
 def plot_history(csv_path: str, png_path: str) -> str:
@@ -350,19 +337,21 @@ def plot_history(csv_path: str, png_path: str) -> str:
 
 
 def _export(model, cfg, base, history, train_paths, val_paths, version, init_info=None):
-    with atomic_path(base + ".weights.h5", ".weights.h5") as tmp:
-        model.save_weights(tmp)
-    lo, hi = cfg.recipe().res_bounds()
+    """Weights and card, both or neither (:class:`OutputSet`)."""
+    lo, hi = recipe(cfg).res_bounds()
     ids = lambda ps: sorted(os.path.basename(p).split(".")[0] for p in ps)  # noqa: E731
     card = models.ModelCard(
         name=cfg.name, sampling=cfg.sampling, res_min=lo, res_max=hi,
         spec=asdict(cfg.spec()),
         extra={"epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch, "batch": cfg.batch,
-               "recipe": asdict(cfg.recipe()), "seed": cfg.seed, "lr": cfg.lr, "ema": cfg.ema,
+               "recipe": asdict(recipe(cfg)), "seed": cfg.seed, "lr": cfg.lr, "ema": cfg.ema,
                "train_ids": ids(train_paths), "val_ids": ids(val_paths),
                "validation": history[-1] if history else {},
                "training_seconds": history[-1]["seconds"] if history else 0,
                "command": cfg.command, "code_version": version,
                **({"init": init_info} if init_info else {}),
                "created": time.strftime("%Y-%m-%d %H:%M:%S")})
-    models.write_card(base + ".json", card)
+    with OutputSet():
+        with atomic_path(base + ".weights.h5", ".weights.h5") as tmp:
+            model.save_weights(tmp)
+        models.write_card(base + ".json", card)

@@ -1,17 +1,18 @@
 """MRC map I/O with mrcfile: validation with one-line messages, exact header keeping, atomic writes."""
 from __future__ import annotations
 
+import contextvars
 import os
+import signal
 import tempfile
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-
-class InputError(ValueError):
-    """Bad user input; the CLI prints its message on one line and exits with code 2."""
+from .config import InputError  # noqa: F401  (defined in the light parameter layer)
 
 
 @dataclass
@@ -45,8 +46,7 @@ def read_volume(path: str, what: str = "map") -> Volume:
 
     if not os.path.isfile(path):
         raise InputError(f"{what} file not found: {path}")
-    if not _plausible_header(path):
-        raise InputError(f"{what} {path} is not an MRC/CCP4 file")
+    _check_header(path, what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -63,7 +63,10 @@ def read_volume(path: str, what: str = "map") -> Volume:
                          "cella": (float(h.cella.x), float(h.cella.y), float(h.cella.z))}
     except InputError:
         raise
-    except Exception as exc:  # mrcfile raises ValueError/OSError/EOFError on garbage
+    except EOFError:  # a compressed file that ends early
+        raise InputError(f"{what} {path} is truncated (the compressed stream ends early): "
+                         "an interrupted download or copy? Fetch it again") from None
+    except Exception as exc:  # mrcfile raises ValueError/OSError on garbage
         raise InputError(f"{what} {path} is not a readable MRC/CCP4 file ({exc})") from None
     if data.ndim != 3 or min(data.shape) < 2:
         raise InputError(f"{what} {path} is not a 3-D volume (shape {data.shape})")
@@ -73,18 +76,22 @@ def read_volume(path: str, what: str = "map") -> Volume:
     if not np.all(np.isfinite(data)):
         raise InputError(f"{what} {path} contains NaN or Inf values")
     if min(vsize) <= 0:
-        raise InputError(f"{what} {path} has no voxel size in its header (0 Å/px); "
-                         "set it, e.g. with `--sampling`")
+        raise InputError(f"{what} {path} has no voxel size in its header (0 Å/px); set it "
+                         "first, e.g. in ChimeraX: `volume #1 voxelSize 1.06` then `save`")
     if max(vsize) - min(vsize) > 1e-3 * max(vsize):
         raise InputError(f"{what} {path} has anisotropic voxels {vsize} Å; resample it to "
                          "cubic voxels first")
     return Volume(data, vsize[0], origin, nstart, path, extra)
 
 
-def _plausible_header(path: str) -> bool:
+_MODE_BYTES = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}
+
+
+def _check_header(path: str, what: str) -> None:
     """Cheap check of the 1024-byte header before mrcfile's permissive reader, which can spend
-    seconds (and GBs) on a non-MRC file's garbage extended-header size: 'MAP' at byte 208,
-    or (old files without it) sane dimensions and mode."""
+    seconds (and GBs) on a non-MRC file's garbage extended-header size: 'MAP' at byte 208, or
+    (old files without it) sane dimensions and mode; an uncompressed file shorter than its
+    header announces is refused as truncated."""
     import bz2
     import gzip
 
@@ -93,16 +100,26 @@ def _plausible_header(path: str) -> bool:
         with opener(path, "rb") as fh:
             head = fh.read(1024)
     except (OSError, EOFError):
-        return False
+        head = b""
     if len(head) < 1024:
-        return False
-    if head[208:211] == b"MAP":
-        return True
+        detail = "empty" if os.path.getsize(path) == 0 else "shorter than an MRC header"
+        raise InputError(f"{what} {path} is not an MRC/CCP4 file ({detail})")
     for order in "<>":
-        nx, ny, nz, mode = np.frombuffer(head[:16], dtype=f"{order}i4")
-        if 0 < min(nx, ny, nz) and max(nx, ny, nz) < 100_000 and mode in (0, 1, 2, 6, 12):
-            return True
-    return False
+        nx, ny, nz, mode = (int(v) for v in np.frombuffer(head[:16], dtype=f"{order}i4"))
+        if 0 < min(nx, ny, nz) and max(nx, ny, nz) < 100_000 and mode in _MODE_BYTES:
+            break
+    else:
+        if head[208:211] == b"MAP":
+            return  # let mrcfile's permissive reader judge
+        raise InputError(f"{what} {path} is not an MRC/CCP4 file")
+    if opener is open:
+        ext = int(np.frombuffer(head[92:96], dtype=f"{order}i4")[0])
+        need = 1024 + max(ext, 0) + nx * ny * nz * _MODE_BYTES[mode]
+        size = os.path.getsize(path)
+        if size < need:
+            raise InputError(f"{what} {path} is truncated: {size} bytes, its header announces "
+                             f"{need} ({nx} x {ny} x {nz} voxels); an interrupted download or "
+                             "copy? Fetch it again")
 
 
 def _to_xyz_order(data: np.ndarray, axes: dict) -> np.ndarray:
@@ -114,21 +131,118 @@ def _to_xyz_order(data: np.ndarray, axes: dict) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(data, perm))
 
 
+_ACTIVE_SET: contextvars.ContextVar = contextvars.ContextVar("deepres_output_set", default=None)
+
+
+@contextmanager
+def deferred_signals():
+    """Hold SIGINT/SIGTERM back while a few file operations run (main thread only): their
+    handlers are swapped for one that notes the signal, which is handled when the block ends.
+    (Not a signal mask: the kernel would hand a masked signal to another thread, where Python
+    may notice it late or never.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+           for s in (signal.SIGINT, signal.SIGTERM)
+           if signal.getsignal(s) is not None}  # None: a handler set outside Python, kept
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if caught:
+            handler = old[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _named(exc: OSError, path: str) -> OSError:
+    """The same error about the final path (not the temporary one), for messages."""
+    try:
+        return type(exc)(exc.errno, exc.strerror or str(exc), path)
+    except TypeError:  # an OSError subclass with another signature
+        return OSError(exc.errno, exc.strerror or str(exc), path)
+
+
+class OutputSet:
+    """All or nothing: inside ``with OutputSet():`` every file written through
+    :func:`atomic_path` keeps a temporary name until the block ends without error; then all
+    are renamed at once, SIGINT/SIGTERM held back. On an error or interruption the temporary
+    files are removed, so no partial set appears. Nested sets join the outermost one."""
+
+    def __init__(self):
+        self.staged: list[tuple[str, str]] = []  # (temporary, final)
+        self._token = None
+
+    @property
+    def paths(self) -> list[str]:
+        return [final for _, final in self.staged]
+
+    def __enter__(self):
+        if _ACTIVE_SET.get() is None:
+            self._token = _ACTIVE_SET.set(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._token is None:  # nested: the outer set decides
+            return False
+        _ACTIVE_SET.reset(self._token)
+        if exc_type is not None:
+            self.discard()
+            return False
+        with deferred_signals():
+            done = []
+            for tmp, final in self.staged:
+                try:
+                    os.replace(tmp, final)
+                except OSError as err:
+                    for path in done:
+                        _remove(path)
+                    self.discard()
+                    raise _named(err, final) from None
+                done.append(final)
+        return False
+
+    def discard(self) -> None:
+        for tmp, _ in self.staged:
+            _remove(tmp)
+
+
 @contextmanager
 def atomic_path(path: str, suffix: str = ""):
-    """Yield a temporary path next to ``path``; on success it is renamed to ``path``, on any
-    error it is removed. Every output goes through this, so no reader sees half a file."""
+    """Yield a temporary path next to ``path``; on success it is renamed to ``path`` (inside an
+    :class:`OutputSet`, when the set ends), on any error it is removed and an OSError names
+    ``path``. Every output goes through this, so no reader sees half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=suffix, dir=directory)
-    os.close(fd)
+    outputs = _ACTIVE_SET.get()
+    tmp = None
     try:
+        with deferred_signals():  # the temporary file is known before any signal is handled
+            fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=suffix, dir=directory)
+            os.close(fd)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get normal modes
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if outputs is None:
+            os.replace(tmp, path)
+        else:
+            outputs.staged.append((tmp, path))
+    except BaseException as exc:
+        if tmp is not None:
+            _remove(tmp)
+        if isinstance(exc, OSError):
+            raise _named(exc, path) from None
         raise
 
 

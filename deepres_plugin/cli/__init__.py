@@ -3,12 +3,16 @@
 ``deepres --help`` answers at once.
 
 Errors: :class:`InputError` (bad input) and ``OSError`` (unreadable/unwritable files) print one
-line ``deepres: error: <message>`` on stderr and exit with code 2 (``--debug``: traceback too)."""
+line ``deepres: error: <message>`` on stderr and exit with code 2 (``--debug``: traceback too).
+SIGINT and SIGTERM raise KeyboardInterrupt, so half-written outputs are removed; the command
+then says ``interrupted`` and exits with 130 (SIGINT) or 143 (SIGTERM)."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
+import signal
 import sys
 
 #: commands in the order ``deepres --help`` lists them (module names in this package)
@@ -50,9 +54,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = EXIT_ERROR) -> int:
     print(f"deepres: error: {message}", file=sys.stderr)
-    return EXIT_ERROR
+    return code
+
+
+_SIGNALS: list = []  # signals received, in order
+
+
+def _on_signal(signum, frame):
+    _SIGNALS.append(signum)
+    raise KeyboardInterrupt
+
+
+class _Formatter(logging.Formatter):
+    """``warning: message`` (one line per record); with -vv the logger name too."""
+
+    def __init__(self, names: bool):
+        super().__init__()
+        self.names = names
+
+    def format(self, record):
+        head = record.levelname.lower() + (f" {record.name}" if self.names else "")
+        return f"{head}: {record.getMessage()}"
+
+
+def _quiet_libraries(verbose: int) -> None:
+    """TensorFlow's C++ and absl lines only with -v (set before TensorFlow is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
+    if not verbose:
+        try:
+            import absl.logging
+
+            absl.logging.set_verbosity(absl.logging.ERROR)
+        except ImportError:
+            pass
 
 
 def main(argv=None) -> int:
@@ -63,20 +99,33 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
     verbose = args.verbose or 0
-    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2),
-                        format="%(levelname)s %(name)s: %(message)s")
-    from ..backend.volume import InputError
-
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(verbose >= 2))
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), handlers=[handler])
+    _quiet_libraries(verbose)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_signal)
     try:
-        return int(args._main(args) or 0)
-    except (InputError, OSError) as exc:
-        if args.debug:
-            import traceback
+        from ..backend.volume import InputError
 
-            traceback.print_exc()
-        if isinstance(exc, OSError):
-            where = f": {exc.filename}" if exc.filename else ""
-            return _fail(f"{exc.strerror or exc}{where}")
-        return _fail(" ".join(str(exc).split()))
+        try:
+            return int(args._main(args) or 0)
+        except (InputError, OSError) as exc:
+            if _SIGNALS:  # a library turned the interruption into an error of its own
+                raise KeyboardInterrupt from exc
+            if args.debug:
+                import traceback
+
+                traceback.print_exc()
+            if isinstance(exc, OSError):
+                where = f": {exc.filename}" if exc.filename else ""
+                return _fail(f"{exc.strerror or exc}{where}")
+            return _fail(" ".join(str(exc).split()))
+        except Exception:
+            if _SIGNALS:
+                raise KeyboardInterrupt from None
+            raise
     except KeyboardInterrupt:
-        return _fail("interrupted")
+        signum = _SIGNALS[0] if _SIGNALS else signal.SIGINT
+        return _fail(f"interrupted ({signal.Signals(signum).name}); no partial output was "
+                     "kept", 128 + int(signum))

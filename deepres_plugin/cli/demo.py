@@ -113,8 +113,7 @@ def main(args):
     import numpy as np
 
     from ..backend.simulate import simulate
-    from ..backend.volume import InputError, Volume, atomic_write_text, write_volume
-    from ._common import OutputSet
+    from ..backend.volume import InputError, OutputSet, Volume, atomic_write_text, write_volume
 
     if args.residues < 7:
         raise InputError("--residues must be ≥ 7 (two helical turns)")
@@ -128,42 +127,42 @@ def main(args):
     grid = Volume(sim.map, 1.0, sim.origin)
     paths = {k: os.path.join(args.out, f"demo_{k}.{'cif' if k == 'model' else 'mrc'}")
              for k in ("model", "map", "mask", "truth")}
-    with OutputSet() as written:
-        written.add(atomic_write_text(paths["model"], st.make_mmcif_document().as_string()))
-        written.add(write_volume(paths["map"], grid))
-        written.add(write_volume(paths["mask"], grid, sim.mask.astype(np.float32)))
-        written.add(write_volume(paths["truth"], grid, sim.truth))
-    t_write = time.perf_counter() - t0 - t_build - t_sim
     nz, ny, nx = sim.map.shape
     print(f"4-helix bundle: {4 * args.residues} residues, {nx} x {ny} x {nz} voxels at 1 Å/px, "
           f"noise {args.noise:g} × max")
     for name, res in CHAIN_RESOLUTIONS.items():
         print(f"  chain {name}: {res:g} Å")
-    for key, path in paths.items():
-        print(f"wrote {key:5s} {path}")
-    print(f"timings: build {t_build:.2f} s, simulate {t_sim:.2f} s, write {t_write:.2f} s")
-    if not args.no_estimate:
-        _estimate(args.out, paths, sim)
+    with OutputSet() as written:  # simulation and estimate: all files or none
+        atomic_write_text(paths["model"], st.make_mmcif_document().as_string())
+        write_volume(paths["map"], grid)
+        write_volume(paths["mask"], grid, sim.mask.astype(np.float32))
+        write_volume(paths["truth"], grid, sim.truth)
+        t_write = time.perf_counter() - t0 - t_build - t_sim
+        print(f"timings: build {t_build:.2f} s, simulate {t_sim:.2f} s, write {t_write:.2f} s")
+        if not args.no_estimate:
+            _estimate(args, paths, grid, sim)
+    for path in written.paths:
+        print(f"wrote {path}")
     return 0
 
 
-def _estimate(out_dir, paths, sim):
+def _estimate(args, paths, grid, sim):
     """Estimate the demo map and compare per-chain medians with the true resolutions."""
     import numpy as np
 
-    from ..backend.estimate import run
-    from ..backend.volume import output_paths
+    from ..backend.estimate import estimate, write_outputs
+    from ..backend.progress import bars, shown
+    from ._common import start_tensorflow
 
-    base = os.path.join(out_dir, "demo_locres")
-    extras = {"histogram": base + "_histogram.png", "slices": base + "_slices.png",
-              "chimerax": base + ".cxc"}
-    res = run(paths["map"], base + ".mrc", paths["mask"], "standard", **extras)
+    base = os.path.join(args.out, "demo_locres")
+    with shown(True):
+        res = estimate(grid, sim.mask, "standard", bars(), ready=lambda: start_tensorflow(args))
+        write_outputs(res, grid, paths["map"], base + ".mrc", paths["mask"],
+                      histogram=base + "_histogram.png", slices=base + "_slices.png",
+                      chimerax=base + ".cxc")
     print(f"DeepRes ({res.model} model): median {res.stats['median']:.2f} Å in "
           f"{res.timings['total_s']:.1f} s")
     print("  chain  true   DeepRes median (SD)")
     for name, true in CHAIN_RESOLUTIONS.items():
         v = res.resolution[(sim.truth == true) & sim.mask]
         print(f"  {name:5s} {true:5.1f}   {np.median(v):5.2f} ({np.std(v):.2f}) Å")
-    for path in [output_paths(base + ".mrc")["map"], output_paths(base + ".mrc")["json"],
-                 *extras.values()]:
-        print(f"wrote {path}")

@@ -21,7 +21,7 @@ def describe(path: str, resolution: bool = True) -> dict:
     import numpy as np
 
     from ..backend.report import grid_origin, power_resolution
-    from ..backend.volume import read_volume
+    from ..backend.volume import InputError, read_volume
 
     vol = read_volume(path)
     d = vol.data
@@ -41,7 +41,11 @@ def describe(path: str, resolution: bool = True) -> dict:
         "nyquist_A": round(2.0 * float(vol.sampling), 4),
     }
     if resolution and not facts["binary"]:
-        facts["power_spectrum_resolution_A"] = round(power_resolution(d, vol.sampling), 2)
+        try:
+            facts["power_spectrum_resolution_A"] = round(power_resolution(d, vol.sampling), 2)
+        except InputError as exc:  # constant or pure-noise map: describe it all the same
+            facts["power_spectrum_resolution_A"] = None
+            facts["resolution_note"] = str(exc)
     return facts
 
 
@@ -62,7 +66,9 @@ def main(args):
         f"values       min {f['min']:.4g}  max {f['max']:.4g}  mean {f['mean']:.4g}  "
         f"sd {f['sd']:.4g}" + ("  (binary: a mask?)" if f["binary"] else ""),
     ]
-    if "power_spectrum_resolution_A" in f:
+    if f.get("resolution_note"):
+        lines.append(f"resolution   not estimated: {f['resolution_note']}")
+    elif "power_spectrum_resolution_A" in f:
         lines.append(f"resolution   ~{f['power_spectrum_resolution_A']:g} Å (rough, from the "
                      "power spectrum; not an FSC)")
     print("\n".join(lines))

@@ -42,6 +42,6 @@ def main(args):
     paths = output_paths(args.out)
     written = [paths["map"], paths["json"]] + ([] if args.mask else [paths["mask"]])
     print("wrote " + ", ".join(written))
-    for w in res.warnings:
-        print(f"warning: {w}")
+    if res.warnings:  # each was logged (stderr) when it happened
+        print(f"{len(res.warnings)} warning(s), listed in {paths['json']}")
     return 0

@@ -4,7 +4,7 @@ For each B (default -300:0:20 Å², negative sharpens; each with a low-pass at t
 half-map FSC resolution), DeepRes gives the local-resolution percentiles (5/20/50/80/95 %) of
 the sharpened map; the local FSC of the unsharpened half maps is computed once. The
 recommended B is where DeepRes's 20th percentile meets the local FSC's 20th percentile (the
-output says so when they do not meet within the range). With --model (a fitted atomic model),
+output says so when they do not meet within the range). With --atoms (a fitted atomic model),
 the model–map correlation per B is added. Writes into OUTDIR: sharpening.csv, sharpening.json,
 sharpening.png, localfsc.mrc, sharpened.mrc and deepres.mrc (map and DeepRes map at the
 recommended B, or at the closest approach), mask.mrc when no --mask is given."""
@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 
+from ._common import add_compute_args
+
 # let `--b-range -300:0:20` (and -100,-60,0) through: argparse takes any other word that
 # starts with '-' for an option (it only knows plain negative numbers)
 _NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+[:,][-\d.:,]*$")
+_ATOMIC = (".pdb", ".ent", ".cif", ".mmcif", ".pdb.gz", ".ent.gz", ".cif.gz", ".mmcif.gz")
 
 
 def add_args(parser):
@@ -24,13 +27,14 @@ def add_args(parser):
     parser.add_argument("--half1", required=True, help="half map 1 (same grid as the map)")
     parser.add_argument("--half2", required=True, help="half map 2 (same grid as the map)")
     parser.add_argument("--mask", help="binary mask (MRC); default: automatic mask")
-    parser.add_argument("--model", metavar="PDB/mmCIF",
+    parser.add_argument("--atoms", metavar="PDB/mmCIF",
                         help="atomic model fitted to the map: adds the model–map CC per B")
     parser.add_argument("--b-range", default="-300:0:20", metavar="START:STOP:STEP",
                         help="B-factors in Å² (STOP included; or a list -100,-60,0); "
                              "default -300:0:20")
-    parser.add_argument("--deepres-model", default="auto",
-                        help="DeepRes network: auto, standard, high or NAME.weights.h5")
+    parser.add_argument("--model", default="auto",
+                        help="DeepRes network: auto, standard, high, coarse or NAME.weights.h5 "
+                             "(the atomic model is --atoms)")
     parser.add_argument("--lowpass", type=float, metavar="Å",
                         help="low-pass applied with every B (default: global half-map FSC "
                              "0.143 resolution; 0: none)")
@@ -38,17 +42,24 @@ def add_args(parser):
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="local-FSC threshold (default 0.5)")
     parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder")
+    add_compute_args(parser)
     parser.add_argument("--no-progress", action="store_true", help="no line per B")
 
 
 def main(args):
     import os
 
+    from ..backend.estimate import check_model
     from ..backend.sharpening import FILES, parse_range, run
     from ..backend.volume import InputError
-    from ._common import check_output
+    from ._common import check_compute_args, check_output, start_tensorflow
 
     parse_range(args.b_range)  # refuse a bad range before any work
+    check_compute_args(args)
+    if args.model.lower().endswith(_ATOMIC):
+        raise InputError(f"--model {args.model} looks like an atomic model: give it with --atoms "
+                         "(--model is the DeepRes network)")
+    check_model(args.model)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"output folder {args.out} is a file")
     check_output(os.path.join(args.out, FILES["csv"]), suffixes=())
@@ -58,8 +69,9 @@ def main(args):
         print(f"B {b:8.1f} Å²: DeepRes 20 % {row['p20']:.2f} Å, median {row['p50']:.2f} Å{cc}",
               flush=True)
 
-    res = run(args.map, args.half1, args.half2, args.out, args.mask, args.model, args.b_range,
-              args.deepres_model, args.box, args.threshold, args.lowpass,
+    start_tensorflow(args)
+    res = run(args.map, args.half1, args.half2, args.out, args.mask, args.atoms, args.b_range,
+              args.model, args.box, args.threshold, args.lowpass,
               None if args.no_progress else show)
     print(f"local FSC ({res.threshold:g}, {res.localfsc_box:.0f} Å boxes) of the half maps: "
           f"20 % {res.localfsc['p20']:.2f} Å, median {res.localfsc['p50']:.2f} Å")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from ._common import OutputSet, check_output, stem
+from ..backend.config import CHAIN_SYNTAX
+from ._common import check_output, stem
 
 
 def add_args(parser):
@@ -18,7 +19,7 @@ def add_args(parser):
     parser.add_argument("--sampling", type=float, default=1.0, help="voxel size in Å/px")
     parser.add_argument("--resolution", type=float, help="resolution in Å (all chains)")
     parser.add_argument("--chain-resolution", metavar="A=3,B=5",
-                        help="resolution per chain in Å")
+                        help=f"resolution per chain in Å: {CHAIN_SYNTAX} (A:3 accepted too)")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="Gaussian noise SD as a fraction of the map maximum (paper: 0.08)")
     parser.add_argument("--bfactor", type=float, default=0.0,
@@ -28,50 +29,22 @@ def add_args(parser):
     parser.add_argument("--seed", type=int, default=0, help="noise random seed")
 
 
-def parse_chain_resolutions(text: str) -> dict:
-    """``"A=3,B=4.5"`` → ``{"A": 3.0, "B": 4.5}`` (InputError on bad syntax)."""
-    from ..backend.volume import InputError
-
-    out = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        name, sep, value = item.partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise InputError(f"bad --chain-resolution item {item!r}: use CHAIN=Å, "
-                             "e.g. A=3,B=4.5") from None
-    if not out:
-        raise InputError("--chain-resolution is empty: use CHAIN=Å, e.g. A=3,B=4.5")
-    return out
-
-
 def resolutions_for(st, resolution, chain_text):
     """The ``resolutions`` argument of ``simulate`` from the two command-line options."""
+    from ..backend.config import chain_resolutions
     from ..backend.simulate import atom_table
     from ..backend.volume import InputError
 
-    if chain_text is None:
-        if resolution is None:
-            raise InputError("give --resolution or --chain-resolution")
-        return float(resolution)
-    per_chain = parse_chain_resolutions(chain_text)
-    names = atom_table(st)[2]
-    unknown = sorted(set(per_chain) - set(names))
-    if unknown:
-        raise InputError(f"chain(s) {', '.join(unknown)} not in the model (chains: "
-                         f"{', '.join(names)})")
-    if resolution is not None:
-        per_chain = {n: per_chain.get(n, float(resolution)) for n in names}
-    return per_chain
+    if chain_text is None and resolution is None:
+        raise InputError("give --resolution or --chain-resolution")
+    return chain_resolutions(atom_table(st)[2], resolution, chain_text)
 
 
 def main(args):
     import numpy as np
 
     from ..backend.simulate import load_structure, simulate
-    from ..backend.volume import InputError, Volume, write_volume
+    from ..backend.volume import InputError, OutputSet, Volume, write_volume
 
     if not args.sampling > 0:
         raise InputError(f"--sampling must be > 0 Å/px (got {args.sampling})")
@@ -87,10 +60,10 @@ def main(args):
                    padding=args.padding, seed=args.seed)
     t_sim = time.perf_counter() - t0
     grid = Volume(sim.map, args.sampling, sim.origin)
-    with OutputSet() as written:
+    with OutputSet():
         for key, data in (("map", sim.map), ("truth", sim.truth),
                           ("mask", sim.mask.astype(np.float32))):
-            written.add(write_volume(paths[key], grid, data))
+            write_volume(paths[key], grid, data)
     nz, ny, nx = sim.map.shape
     groups = ", ".join(f"{n}={r:g} Å" for n, r in zip(sim.group_names, sim.group_resolutions))
     print(f"simulated {args.model}: {nx} x {ny} x {nz} voxels at {args.sampling:g} Å/px, "

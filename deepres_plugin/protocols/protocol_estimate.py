@@ -4,53 +4,22 @@ import os
 
 import pyworkflow.object as pwobj
 import pyworkflow.protocol.params as params
-from pwem.objects import Volume, VolumeMask
-from pwem.protocols import EMProtocol
+from pwem.objects import AtomStruct, Volume, VolumeMask
 from pyworkflow import BETA
 
 from .. import constants as C
-from .protocol_simulate import make_origin
+from .base import ProtDeepResBase, clean_path, mrc_header, object_path, read_card
 
 
-def clean_path(fn):
-    """Scipion file names may carry a ':mrc' format suffix; the backend wants the path."""
-    fn = fn or ""
-    return fn[:-4] if fn.endswith(":mrc") else fn
-
-
-def mrc_header(path):
-    """(shape z,y,x, voxel size Å) of an MRC file, memory-mapped; None if unreadable."""
-    import mrcfile
-
-    try:
-        with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
-            return tuple(int(v) for v in mrc.data.shape), float(mrc.voxel_size.x)
-    except Exception:  # unreadable / not MRC: the backend reports it properly at run time
-        return None
-
-
-def read_card(name_or_path):
-    """The JSON model card of a shipped model name ('auto' → standard's) or a trained
-    ``<base>``; None if missing."""
-    if name_or_path == C.MODEL_CHOICES[C.MODEL_AUTO]:
-        name_or_path = C.SHIPPED_MODELS[0]
-    base = os.path.join(C.WEIGHTS_DIR, name_or_path) if name_or_path in C.SHIPPED_MODELS \
-        else name_or_path
-    try:
-        with open(base + ".json", encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
-
-
-class ProtDeepResEstimate(EMProtocol):
+class ProtDeepResEstimate(ProtDeepResBase):
     """Local resolution of a cryo-EM map with DeepRes (a 3-D convolutional network trained on
     maps simulated from atomic models at known resolution). Works on a single full map, needs
     no half maps. Output: a resolution map in Å on the input grid (0 outside the mask)."""
 
     _label = "local resolution"
     _devStatus = BETA
-    _possibleOutputs = {"outputResolution": Volume, "outputMask": VolumeMask}
+    _possibleOutputs = {"outputResolution": Volume, "outputMask": VolumeMask,
+                        "outputAtomStruct": AtomStruct}
 
     def _defineParams(self, form):
         form.addSection(label="Input")
@@ -64,28 +33,31 @@ class ProtDeepResEstimate(EMProtocol):
                       help="Binary mask of the molecule (values > 0.5 are inside), same box "
                            "and voxel size as the map. Empty: an automatic mask is computed "
                            "(low-pass + threshold) and given as a second output.")
-        form.addParam("modelChoice", params.EnumParam, default=C.MODEL_AUTO,
-                      choices=C.MODEL_CHOICES, label="Model",
-                      help="auto: 'standard' unless the map is sampled at ≤ %.2f Å/px and the "
-                           "standard median is below 3 Å, then 'high'.\nstandard: 1 Å/px "
-                           "model, resolutions ≈ 2.5-13 Å.\nhigh: 0.5 Å/px model for "
-                           "high-resolution maps (voxel size ≤ %.2f Å/px).\ntrained model: "
-                           "the output of a 'DeepRes train' run." %
-                           (C.HIGH_MAX_SAMPLING, C.HIGH_MAX_SAMPLING))
-        form.addParam("trainedModel", params.PointerParam, pointerClass="DeepResModel",
-                      condition="modelChoice == %d" % C.MODEL_TRAINED, allowsNull=True,
-                      label="Trained model",
-                      help="A model produced by the DeepRes train protocol.")
+        form.addParam("inputStructure", params.PointerParam, pointerClass="AtomStruct",
+                      allowsNull=True, label="Atomic model (optional)",
+                      help="A model fitted to this map (in the map's frame, with the origin "
+                           "Scipion has for it). Each residue gets the median local resolution "
+                           "of the mask voxels nearest its atoms (within 2.5 Å): output "
+                           "outputAtomStruct (median in the B-factor column), a CSV, a plot "
+                           "along the sequence and a ChimeraX script. A model that does not "
+                           "sit in the map is refused.")
+        self._defineModelParams(
+            form, "Model",
+            "auto: 'standard', fused voxel by voxel with 'coarse' where the map reads worse "
+            "than 7-10 Å, and with 'high' where it reads better than 4.5-5.5 Å when the map is "
+            "sampled at ≤ %.2f Å/px and the standard median is below 3 Å, or when over 30 %% "
+            "of the voxels sit on the standard model's 2.5 Å floor.\nstandard: 1 Å/px model, "
+            "resolutions ≈ 2.5-13 Å.\nhigh: 0.5 Å/px model for high-resolution maps (voxel "
+            "size ≤ %.2f Å/px), 1.5-6 Å.\ncoarse: 2 Å/px model, 5-25 Å (low-resolution maps, "
+            "subtomogram averages).\ntrained model: the output of a 'DeepRes train' run."
+            % (C.HIGH_MAX_SAMPLING, C.HIGH_MAX_SAMPLING))
         form.addParam("useCalibration", params.BooleanParam, default=True,
                       expertLevel=params.LEVEL_ADVANCED, label="Apply the model's calibration?",
                       help="Yes: the answer is calibrated so that a region of true resolution "
                            "t reads t (median), fitted on simulated maps when the model was "
                            "made. No: the network's raw answer, which reads noisy "
                            "low-resolution regions up to ~1 Å too bad.")
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
-                       label="Use GPU", help="Run the network on a GPU when one is visible.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0",
-                       label="GPU IDs", help="GPUs TensorFlow may use (CUDA_VISIBLE_DEVICES).")
+        self._defineGpuParams(form)
 
     # --------------------------- STEPS ---------------------------------------
     def _insertAllSteps(self):
@@ -94,21 +66,29 @@ class ProtDeepResEstimate(EMProtocol):
                                  vol.getSamplingRate(),
                                  clean_path(mask.getFileName()) if mask is not None else "",
                                  self._modelArg(), bool(self.useCalibration.get()),
-                                 needsGPU=bool(self.useGpu.get()))
+                                 self._structurePath(), needsGPU=bool(self.useGpu.get()))
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
-    def estimateStep(self, mapPath, sampling, maskPath, model, calibrate=True):
+    def estimateStep(self, mapPath, sampling, maskPath, model, calibrate=True, atomsPath=""):
         from ..backend import estimate
+        from ..backend.volume import InputError
 
         self._setDevices()
-        mapPath = self._withSampling(mapPath, sampling, "input_map.mrc", "map")
-        if maskPath:
-            maskPath = self._withSampling(maskPath, sampling, "input_mask.mrc", "mask")
-        res = estimate.run(mapPath, self._getExtraPath(C.ESTIMATE_MAP), mask_path=maskPath or None,
-                           model=model, histogram=self._getExtraPath(C.ESTIMATE_HISTOGRAM),
-                           slices=self._getExtraPath(C.ESTIMATE_SLICES),
-                           chimerax=self._getExtraPath(C.ESTIMATE_CHIMERAX), progress=False,
-                           calibrate=calibrate)
+        mapPath = self._withSampling(mapPath, sampling, C.INPUT_MAP, "map",
+                                     self._inputGrid()[1] if atomsPath else None)
+        maskPath = self._withSampling(maskPath, sampling, C.INPUT_MASK, "mask")
+        try:
+            res = estimate.run(mapPath, self._getExtraPath(C.ESTIMATE_MAP),
+                               mask_path=maskPath or None, model=model,
+                               histogram=self._getExtraPath(C.ESTIMATE_HISTOGRAM),
+                               slices=self._getExtraPath(C.ESTIMATE_SLICES),
+                               chimerax=self._getExtraPath(C.ESTIMATE_CHIMERAX), progress=False,
+                               calibrate=calibrate, atoms=atomsPath or None)
+        except InputError as exc:
+            if atomsPath and "in the map's frame" in str(exc):
+                raise InputError(f"{exc} In Scipion the map's frame is its origin as set at "
+                                 "import ('Set origin of coordinates').") from None
+            raise
         s = res.stats
         self.info("model %s: median %.2f Å, 5-95%% %.2f-%.2f Å over %d voxels"
                   % (res.model, s["median"], s["p5"], s["p95"], s["n_voxels"]))
@@ -116,22 +96,15 @@ class ProtDeepResEstimate(EMProtocol):
             self.warning(w)
 
     def createOutputStep(self):
-        inVol = self.inputVolume.get()
-        origin = inVol.getOrigin(force=True).getShifts()
-        out = Volume()
-        out.setFileName(self._getExtraPath(C.ESTIMATE_MAP))
-        out.setSamplingRate(inVol.getSamplingRate())
-        out.setOrigin(make_origin(origin))
+        sampling, origin = self._inputGrid()
+        out = self._outputVolume(C.ESTIMATE_MAP, sampling, origin)
         stats = self.getStats()
         for key in ("median", "mean", "p5", "p95"):
             setattr(out, "_deepres_" + key, pwobj.Float(stats.get(key)))
         outputs = {"outputResolution": out}
         if self.mask.get() is None and os.path.isfile(self._getExtraPath(C.ESTIMATE_AUTOMASK)):
-            mask = VolumeMask()
-            mask.setFileName(self._getExtraPath(C.ESTIMATE_AUTOMASK))
-            mask.setSamplingRate(inVol.getSamplingRate())
-            mask.setOrigin(make_origin(origin))
-            outputs["outputMask"] = mask
+            outputs["outputMask"] = self._outputVolume(C.ESTIMATE_AUTOMASK, sampling, origin,
+                                                       VolumeMask)
         self._defineOutputs(**outputs)
         for obj in outputs.values():
             self._defineSourceRelation(self.inputVolume, obj)
@@ -139,6 +112,11 @@ class ProtDeepResEstimate(EMProtocol):
             self._defineSourceRelation(self.mask, out)
         if self.modelChoice.get() == C.MODEL_TRAINED:
             self._defineSourceRelation(self.trainedModel, out)
+        if self.inputStructure.get() is not None:
+            atoms = AtomStruct(filename=self.getResidueModelFile())
+            self._defineOutputs(outputAtomStruct=atoms)
+            self._defineSourceRelation(self.inputStructure, atoms)
+            self._defineSourceRelation(self.inputVolume, atoms)
 
     # --------------------------- INFO ----------------------------------------
     def _validate(self):
@@ -166,8 +144,8 @@ class ProtDeepResEstimate(EMProtocol):
         card = read_card(self._modelArg())
         if card is None:
             errors.append(f"Model card of '{self._modelArg()}' not found (shipped models: "
-                          f"standard/high .json + .weights.h5 in {C.WEIGHTS_DIR}): the plugin "
-                          f"installation is incomplete.")
+                          f".json + .weights.h5 in ${C.DEEPRES_WEIGHTS_VAR} or "
+                          f"{C.WEIGHTS_DIR}): the plugin installation is incomplete.")
         elif 2 * s >= float(card["res_max"]):
             errors.append(f"Voxel size {s:.3f} Å/px is too coarse for model "
                           f"'{card['name']}': its Nyquist limit {2 * s:.2f} Å is beyond the "
@@ -183,6 +161,8 @@ class ProtDeepResEstimate(EMProtocol):
             if mask.getSamplingRate() and abs(mask.getSamplingRate() - s) > 1e-3 * s:
                 errors.append(f"Mask voxel size {mask.getSamplingRate():.4f} Å differs from "
                               f"the map's {s:.4f} Å.")
+        if self._structurePath() and not os.path.isfile(self._structurePath()):
+            errors.append(f"Atomic model file missing: {self._structurePath()}.")
         return errors
 
     def _warnings(self):
@@ -208,8 +188,27 @@ class ProtDeepResEstimate(EMProtocol):
                  f"{s['p75']:.2f} / {s['p95']:.2f} Å over {s['n_voxels']} voxels."]
         if self.hasAttribute("outputMask"):
             lines.append("Automatic mask used (see outputMask).")
+        if self.hasAttribute("outputAtomStruct"):
+            lines.append(self._residueSummary())
         lines += [f"Warning: {w}" for w in d.get("warnings", [])]
         return lines
+
+    def _residueSummary(self):
+        import numpy as np
+
+        from ..backend.residues import read_csv
+        from ..backend.volume import InputError
+
+        try:
+            med = read_csv(self._getExtraPath(C.ESTIMATE_RESIDUE_CSV))["median"]
+        except InputError as exc:
+            return str(exc)
+        ok = med[np.isfinite(med)]
+        text = f"Per residue ({med.size} residues, {med.size - ok.size} without mask voxel)"
+        if ok.size:
+            text += (f": median {np.median(ok):.2f} Å, 5-95% {np.percentile(ok, 5):.2f}-"
+                     f"{np.percentile(ok, 95):.2f} Å")
+        return text + " (outputAtomStruct: median in the B-factor column)."
 
     def _methods(self):
         if not self.hasAttribute("outputResolution"):
@@ -231,36 +230,18 @@ class ProtDeepResEstimate(EMProtocol):
     def getResolutionFile(self):
         return self._getExtraPath(C.ESTIMATE_MAP)
 
+    def getResidueModelFile(self):
+        """extra/resolution_residues.pdb or .cif: the model annotated per residue."""
+        from ..backend.residues import output_paths
+
+        return output_paths(self._getExtraPath(C.ESTIMATE_MAP), self._structurePath())["model"]
+
+    def _structurePath(self):
+        return object_path(self.inputStructure.get())
+
     def _readJson(self):
         try:
             with open(self._getExtraPath(C.ESTIMATE_JSON), encoding="utf-8") as fh:
                 return json.load(fh)
         except (OSError, ValueError):
             return {}
-
-    def _modelArg(self):
-        """'auto' / 'standard' / 'high' or the trained model's base path (a str: step arg)."""
-        choice = self.modelChoice.get()
-        if choice == C.MODEL_TRAINED:
-            model = self.trainedModel.get()
-            return os.path.abspath(model.getBase()) if model is not None else ""
-        return C.MODEL_CHOICES[choice]
-
-    def _setDevices(self):
-        """Expose only the chosen GPUs (or none) to TensorFlow, before it is imported."""
-        os.environ["CUDA_VISIBLE_DEVICES"] = (",".join(map(str, self.getGpuList()))
-                                              if self.useGpu.get() else "-1")
-
-    def _withSampling(self, path, sampling, name, what):
-        """The file itself, or a copy in extra/ when its header voxel size disagrees with
-        Scipion's (Scipion's value wins, as everywhere in Scipion)."""
-        from ..backend.volume import read_volume, write_volume
-
-        vol = read_volume(path, what)
-        if abs(vol.sampling - sampling) <= 1e-3 * sampling:
-            return path
-        self.warning(f"{what} header voxel size {vol.sampling:.4f} Å differs from Scipion's "
-                     f"{sampling:.4f} Å: using Scipion's (copy in extra/{name})")
-        vol.sampling = float(sampling)
-        vol.header_extra.pop("cella", None)  # else write_volume would copy the file's cell back
-        return write_volume(self._getExtraPath(name), vol)

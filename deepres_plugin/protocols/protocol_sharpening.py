@@ -6,17 +6,15 @@ import os
 import pyworkflow.object as pwobj
 import pyworkflow.protocol.params as params
 from pwem.objects import Volume
-from pwem.protocols import EMProtocol
 from pyworkflow import BETA
 
 from .. import constants as C
-from .protocol_estimate import clean_path, mrc_header, read_card
-from .protocol_simulate import make_origin
+from .base import ProtDeepResBase, clean_path, mrc_header, object_path, read_card
 
 HALVES_FROM_MAP, HALVES_FROM_VOLUMES = 0, 1
 
 
-class ProtDeepResSharpening(EMProtocol):
+class ProtDeepResSharpening(ProtDeepResBase):
     """Oversharpening check (DeepRes paper, §3.4): the map is sharpened with each B-factor of
     a range and DeepRes measures the local resolution of every sharpened map; a half-map local
     FSC (an SNR-based reference that sharpening cannot change) is computed once. The
@@ -57,14 +55,9 @@ class ProtDeepResSharpening(EMProtocol):
                       label="B-factors (Å²)",
                       help="START:STOP:STEP (STOP included) or a list such as -100,-60,0. "
                            "Negative B sharpens.")
-        form.addParam("modelChoice", params.EnumParam, default=C.MODEL_AUTO,
-                      choices=C.MODEL_CHOICES, label="DeepRes model",
-                      help="As in 'local resolution'; 'auto' is resolved once, on the least "
-                           "sharpened map, and kept for the whole sweep.")
-        form.addParam("trainedModel", params.PointerParam, pointerClass="DeepResModel",
-                      condition="modelChoice == %d" % C.MODEL_TRAINED, allowsNull=True,
-                      label="Trained model",
-                      help="A model produced by the DeepRes train protocol.")
+        self._defineModelParams(
+            form, "DeepRes model", "As in 'local resolution'; 'auto' is resolved once, on the "
+            "least sharpened map, and kept for the whole sweep.")
         form.addParam("lowpass", params.FloatParam, default=-1.0,
                       expertLevel=params.LEVEL_ADVANCED, label="Low-pass (Å)",
                       help="Applied together with every B. -1: the global half-map FSC "
@@ -75,8 +68,7 @@ class ProtDeepResSharpening(EMProtocol):
         form.addParam("threshold", params.FloatParam, default=0.5,
                       expertLevel=params.LEVEL_ADVANCED, label="Local-FSC threshold",
                       help="0.5 is the usual choice for half maps; 0.143 reads better values.")
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU IDs")
+        self._defineGpuParams(form)
 
     # --------------------------- STEPS ---------------------------------------
     def _insertAllSteps(self):
@@ -84,19 +76,18 @@ class ProtDeepResSharpening(EMProtocol):
         h1, h2 = self._halfPaths()
         self._insertFunctionStep(
             self.sweepStep, clean_path(vol.getFileName()), vol.getSamplingRate(), h1, h2,
-            clean_path(mask.getFileName()) if mask is not None else "",
-            os.path.abspath(st.getFileName()) if st is not None else "",
+            clean_path(mask.getFileName()) if mask is not None else "", object_path(st),
             self.bRange.get(), self._modelArg(), needsGPU=bool(self.useGpu.get()))
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
     def sweepStep(self, mapPath, sampling, half1, half2, maskPath, structPath, bRange, model):
         from ..backend import sharpening
 
-        os.environ["CUDA_VISIBLE_DEVICES"] = (",".join(map(str, self.getGpuList()))
-                                              if self.useGpu.get() else "-1")
-        paths = [self._withSampling(p, sampling, name) for p, name in
-                 ((mapPath, "input_map.mrc"), (half1, "input_half1.mrc"),
-                  (half2, "input_half2.mrc"), (maskPath, "input_mask.mrc"))]
+        self._setDevices()
+        paths = [self._withSampling(p, sampling, name, what) for p, name, what in
+                 ((mapPath, C.INPUT_MAP, "map"), (half1, C.INPUT_HALF.format(1), "half map 1"),
+                  (half2, C.INPUT_HALF.format(2), "half map 2"),
+                  (maskPath, C.INPUT_MASK, "mask"))]
         lowpass = self.lowpass.get()
         res = sharpening.run(paths[0], paths[1], paths[2], self._getExtraPath(),
                              paths[3] or None, structPath or None, bRange, model,
@@ -109,17 +100,11 @@ class ProtDeepResSharpening(EMProtocol):
     def createOutputStep(self):
         from ..backend.sharpening import FILES
 
-        inVol = self.inputVolume.get()
-        origin = inVol.getOrigin(force=True).getShifts()
+        sampling, origin = self._inputGrid()
         d = self.getResult()
-        outputs = {}
-        for key, name in (("outputVolume", FILES["sharpened"]),
-                          ("outputLocalFSC", FILES["localfsc"])):
-            vol = Volume()
-            vol.setFileName(self._getExtraPath(name))
-            vol.setSamplingRate(inVol.getSamplingRate())
-            vol.setOrigin(make_origin(origin))
-            outputs[key] = vol
+        outputs = {key: self._outputVolume(FILES[name], sampling, origin)
+                   for key, name in (("outputVolume", "sharpened"),
+                                     ("outputLocalFSC", "localfsc"))}
         outputs["outputVolume"]._deepres_bfactor = pwobj.Float(d.get("best_b"))
         outputs["outputLocalFSC"]._deepres_p20 = pwobj.Float(d.get("localfsc", {}).get("p20"))
         self._defineOutputs(**outputs)
@@ -223,23 +208,3 @@ class ProtDeepResSharpening(EMProtocol):
                      if vol is not None and vol.hasHalfMaps() else [])
             paths = (paths + ["", ""])[:2]
         return [os.path.abspath(p) if p else "" for p in paths]
-
-    def _modelArg(self):
-        if self.modelChoice.get() == C.MODEL_TRAINED:
-            model = self.trainedModel.get()
-            return os.path.abspath(model.getBase()) if model is not None else ""
-        return C.MODEL_CHOICES[self.modelChoice.get()]
-
-    def _withSampling(self, path, sampling, name):
-        """The file, or a copy in extra/ with Scipion's voxel size when its header differs."""
-        if not path:
-            return path
-        from ..backend.volume import read_volume, write_volume
-
-        vol = read_volume(path, name)
-        if abs(vol.sampling - sampling) <= 1e-3 * sampling:
-            return path
-        self.warning(f"{path}: header voxel size {vol.sampling:.4f} Å differs from Scipion's "
-                     f"{sampling:.4f} Å: using Scipion's (copy in extra/{name})")
-        vol.sampling = float(sampling)
-        return write_volume(self._getExtraPath(name), vol)

@@ -1,40 +1,20 @@
 """ProtDeepResSimulate: atomic structure → simulated map + true-resolution map + mask."""
 import json
 import os
-import re
 
 import pyworkflow.protocol.params as params
-from pwem.objects import Transform, Volume, VolumeMask
-from pwem.protocols import EMProtocol
+from pwem.objects import Volume, VolumeMask
 from pyworkflow import BETA
 
 from .. import constants as C
+from ..backend.config import CHAIN_SYNTAX, InputError, chain_resolutions, \
+    parse_chain_resolutions
+from .base import ProtDeepResBase, object_path
 
 RES_UNIFORM, RES_PER_CHAIN = 0, 1
 
 
-def parse_chain_resolutions(text: str) -> dict:
-    """'A:3, B:5.5' → {'A': 3.0, 'B': 5.5}; raises ValueError with a readable message."""
-    out = {}
-    for item in filter(None, (s.strip() for s in re.split(r"[,;\s]+", text or ""))):
-        name, sep, value = item.partition(":")
-        if not sep or not name:
-            raise ValueError(f"'{item}' is not CHAIN:RESOLUTION")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            raise ValueError(f"'{value}' in '{item}' is not a number") from None
-    return out
-
-
-def make_origin(shifts) -> Transform:
-    """A Scipion origin (Transform) with these x, y, z shifts in Å (= the MRC header origin)."""
-    t = Transform()
-    t.setShifts(*(float(v) for v in shifts))
-    return t
-
-
-class ProtDeepResSimulate(EMProtocol):
+class ProtDeepResSimulate(ProtDeepResBase):
     """Simulate a cryo-EM map of an atomic structure at known resolution (uniform or per
     chain), with Gaussian noise, plus the true local-resolution map and a molecular mask.
 
@@ -71,8 +51,8 @@ class ProtDeepResSimulate(EMProtocol):
         form.addParam("chainResolutions", params.StringParam, default="",
                       condition="resolutionMode == %d" % RES_PER_CHAIN,
                       label="Chain resolutions",
-                      help="CHAIN:Å pairs separated by commas, e.g. 'A:3, B:6'. Chains not "
-                           "listed get the resolution above.")
+                      help=f"{CHAIN_SYNTAX} (A:3 is accepted too). Chains not listed get "
+                           "the resolution above.")
         form.addParam("noise", params.FloatParam, default=0.08,
                       label="Noise (fraction of max)",
                       help="Gaussian noise SD as a fraction of the noise-free map maximum "
@@ -94,52 +74,39 @@ class ProtDeepResSimulate(EMProtocol):
     # --------------------------- STEPS ---------------------------------------
     def _insertAllSteps(self):
         self._insertFunctionStep(self.simulateStep, self._structurePath(),
-                                 self.samplingRate.get(), json.dumps(self._resolutionSpec()),
-                                 needsGPU=False)
+                                 self.samplingRate.get(), self._chainText(), needsGPU=False)
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
-    def simulateStep(self, structurePath, sampling, resolutionSpec):
-        from ..backend.simulate import load_structure, simulate
-        from ..backend.volume import Volume as BVolume, atomic_write_text, write_volume
+    def simulateStep(self, structurePath, sampling, chainText=""):
+        from ..backend.simulate import atom_table, load_structure, simulate
+        from ..backend.volume import OutputSet, Volume as BVolume, atomic_write_text, write_volume
 
-        spec = json.loads(resolutionSpec)
         st = load_structure(structurePath)
-        chains = [ch.name for ch in st[0]]
-        if isinstance(spec, dict):
-            unknown = sorted(set(spec) - set(chains))
-            if unknown:
-                raise ValueError(f"chain(s) {', '.join(unknown)} not in the model "
-                                 f"(chains: {', '.join(chains)})")
-            res = {c: spec.get(c, self.resolution.get()) for c in chains}
-        else:
-            res = float(spec)
+        res = chain_resolutions(atom_table(st)[2], self.resolution.get(), chainText)
         sim = simulate(st, sampling, res, noise=self.noise.get(), bfactor=self.bfactor.get(),
                        padding=self.padding.get(), mask_radius=self.maskRadius.get(),
                        seed=self.seed.get())
         grid = BVolume(sim.map, sampling, sim.origin)
-        write_volume(self._getExtraPath(C.SIM_MAP), grid)
-        write_volume(self._getExtraPath(C.SIM_TRUTH), grid, sim.truth)
-        write_volume(self._getExtraPath(C.SIM_MASK), grid, sim.mask.astype("float32"))
         info = {"structure": structurePath, "sampling": sampling, "origin": list(sim.origin),
                 "shape_zyx": list(sim.map.shape), "noise": self.noise.get(),
                 "groups": {n: r for n, r in zip(sim.group_names, sim.group_resolutions)},
                 "mask_voxels": int(sim.mask.sum())}
-        atomic_write_text(self._getExtraPath(C.SIM_JSON), json.dumps(info, indent=2) + "\n")
+        with OutputSet():  # all four files or none
+            write_volume(self._getExtraPath(C.SIM_MAP), grid)
+            write_volume(self._getExtraPath(C.SIM_TRUTH), grid, sim.truth)
+            write_volume(self._getExtraPath(C.SIM_MASK), grid, sim.mask.astype("float32"))
+            atomic_write_text(self._getExtraPath(C.SIM_JSON),
+                              json.dumps(info, indent=2) + "\n")
         self.info("simulated %s: box %s (z,y,x) at %.3f Å/px, resolutions %s"
                   % (os.path.basename(structurePath), sim.map.shape, sampling, info["groups"]))
 
     def createOutputStep(self):
         info = self._readInfo()
         sampling, origin = info["sampling"], info["origin"]
-        outputs = {}
-        for key, fname, cls in (("outputVolume", C.SIM_MAP, Volume),
-                                ("outputTruth", C.SIM_TRUTH, Volume),
-                                ("outputMask", C.SIM_MASK, VolumeMask)):
-            vol = cls()
-            vol.setFileName(self._getExtraPath(fname))
-            vol.setSamplingRate(sampling)
-            vol.setOrigin(make_origin(origin))
-            outputs[key] = vol
+        outputs = {key: self._outputVolume(fname, sampling, origin, cls)
+                   for key, fname, cls in (("outputVolume", C.SIM_MAP, Volume),
+                                           ("outputTruth", C.SIM_TRUTH, Volume),
+                                           ("outputMask", C.SIM_MASK, VolumeMask))}
         self._defineOutputs(**outputs)
         for vol in outputs.values():
             self._defineSourceRelation(self.inputStructure, vol)
@@ -150,12 +117,12 @@ class ProtDeepResSimulate(EMProtocol):
         s = self.samplingRate.get()
         if s is None or s <= 0:
             return ["Voxel size must be positive."]
-        try:
-            spec = self._resolutionSpec()
-        except ValueError as exc:
-            return [f"Chain resolutions: {exc}."]
-        values = list(spec.values()) + [self.resolution.get()] if isinstance(spec, dict) \
-            else [spec]
+        values = [self.resolution.get()]
+        if self._chainText():
+            try:
+                values += list(parse_chain_resolutions(self._chainText()).values())
+            except InputError as exc:
+                return [f"Chain resolutions: {exc}."]
         low = [v for v in values if v < 2 * s]
         if low:
             errors.append(f"Resolution {min(low):g} Å is beyond Nyquist for {s:g} Å/px "
@@ -193,14 +160,13 @@ class ProtDeepResSimulate(EMProtocol):
 
     # --------------------------- UTILS ---------------------------------------
     def _structurePath(self):
-        obj = self.inputStructure.get()
-        return os.path.abspath(obj.getFileName()) if obj is not None else ""
+        return object_path(self.inputStructure.get())
 
-    def _resolutionSpec(self):
-        """A float (uniform) or {chain: Å} (per chain; chains not listed filled at run)."""
+    def _chainText(self):
+        """The per-chain resolutions as typed ('' in uniform mode; a str: step argument)."""
         if self.resolutionMode.get() == RES_PER_CHAIN:
-            return parse_chain_resolutions(self.chainResolutions.get())
-        return float(self.resolution.get())
+            return self.chainResolutions.get() or ""
+        return ""
 
     def _readInfo(self):
         with open(self._getExtraPath(C.SIM_JSON), encoding="utf-8") as fh:

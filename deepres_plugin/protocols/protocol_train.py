@@ -2,15 +2,61 @@
 import csv
 import glob
 import os
-import re
 
 import pyworkflow.protocol.params as params
 from pwem.objects import AtomStruct, SetOfAtomStructs
-from pwem.protocols import EMProtocol
 from pyworkflow import BETA
 
 from .. import constants as C
+from ..backend.config import PRESETS, InputError, TrainConfig, format_head, parse_head
+from ..backend.config import TRAIN_DEFAULTS as D
 from ..objects import DeepResModel
+from .base import ProtDeepResBase
+
+NOISE_REFS = ["map", "local"]
+#: expert settings: (param, TrainConfig field = default, label, help)
+_ADVANCED = [
+    ("noiseMax", "noise_max", "Max noise",
+     "Noise SD drawn up to this fraction of the map maximum (as in the DeepRes paper's test "
+     "maps: blurred regions get a worse SNR)."),
+    ("colouredNoise", "noise_colour", "Coloured noise?",
+     "Training noise white, low-passed or B-shaped at random, as in post-processed maps, so "
+     "that noise texture is not a resolution cue. No: always white."),
+    ("globalBFraction", "global_b_fraction", "Sharpened/blurred maps",
+     "Fraction of training maps given a global B-factor (sharpening or blurring), labelled with "
+     "the resolution of the ideal map they resemble, so that sharpening reads better and "
+     "blurring worse."),
+    ("maskInput", "mask_input", "Feed map × mask?",
+     "The net sees map × (mask dilated by one voxel), as Xmipp's DeepRes, in training and "
+     "estimation: a masked map (solvent 0) then reads like the unmasked one."),
+    ("noiseInput", "noise_input", "Give the net the noise level?",
+     "The head also sees the map's noise SD, measured in the solvent 5 Å beyond the mask at "
+     "estimation time. Off by default: masked and post-processed maps have no usable solvent "
+     "noise."),
+    ("cleanFraction", "clean_fraction", "Noise-free maps",
+     "Fraction of training maps without noise."),
+    ("batch", "batch", "Batch size",
+     "Patches per optimizer step."),
+    ("patch", "patch", "Patch size (px)",
+     "Edge of the training cubes; labels exist for the inner (patch - 12)³ voxels."),
+    ("channels", "channels", "Trunk channels",
+     "Width of the convolution trunk (the shipped models' value is in their model card). Fewer "
+     "= faster, less accurate."),
+    ("lastChannels", "last_channels", "Last trunk channels",
+     "Channels of the last trunk layer."),
+    ("learningRate", "lr", "Learning rate",
+     "Initial Adam learning rate (cosine decay over the run)."),
+    ("ema", "ema", "Weight-average decay",
+     "Decay of the moving average of the weights that is validated and exported (0 = the last "
+     "step's weights)."),
+    ("valMaps", "val_maps", "Validation maps",
+     "Simulated maps (4 patches each) in the fixed validation set."),
+    ("calibrationMaps", "calibration_maps", "Calibration maps",
+     "Maps simulated from the training structures after training to calibrate the model (so "
+     "that a region of true resolution t reads t); 0 = no calibration."),
+    ("seed", "seed", "Random seed",
+     "Same seed and inputs give the same model."),
+]
 
 
 def structure_files(pointers):
@@ -35,7 +81,7 @@ def split_validation(files, fraction=0.15):
     return [f for f in files if f not in val], val
 
 
-class ProtDeepResTrain(EMProtocol):
+class ProtDeepResTrain(ProtDeepResBase):
     """Train a DeepRes model on your own atomic structures. Maps are simulated on the fly
     (random orientations, 1-4 regions per map at random resolutions in the range, noise), and
     the dense network learns the resolution of every voxel. The output model can be used by
@@ -67,64 +113,43 @@ class ProtDeepResTrain(EMProtocol):
         form.addParam("modelName", params.StringParam, default="deepres_custom",
                       label="Model name",
                       help="Files are written as extra/<name>.weights.h5 and <name>.json.")
-        form.addParam("samplingRate", params.FloatParam, default=1.0,
+        form.addParam("samplingRate", params.FloatParam, default=D.sampling,
                       label="Model voxel size (Å/px)",
                       help="Maps are simulated at this sampling; at estimation, input maps are "
-                           "resampled to it. 1.0 for general use, 0.5 for high resolution.")
+                           "resampled to it. The shipped models: "
+                           + "; ".join(f"{n} {p.sampling:g} Å/px, {p.res_min:g}-{p.res_max:g} Å"
+                                       for n, p in PRESETS.items()) + ".")
         line = form.addLine("Resolution range (Å)",
                             help="Labels are drawn uniformly in this range. The lower end "
                                  "must be ≥ 2 × voxel size (Nyquist).")
-        line.addParam("resMin", params.FloatParam, default=2.5, label="min",
+        line.addParam("resMin", params.FloatParam, default=D.res_min, label="min",
                       help="Best resolution the model learns (Å, ≥ 2 × voxel size).")
-        line.addParam("resMax", params.FloatParam, default=13.0, label="max",
+        line.addParam("resMax", params.FloatParam, default=D.res_max, label="max",
                       help="Worst resolution the model learns (Å).")
-        form.addParam("epochs", params.IntParam, default=16, label="Epochs",
+        form.addParam("epochs", params.IntParam, default=D.epochs, label="Epochs",
                       help="Passes of (steps per epoch × batch) patches; a checkpoint is "
                            "written after each, and 'continue' resumes from it.")
-        form.addParam("stepsPerEpoch", params.IntParam, default=250, label="Steps per epoch",
-                      help="Optimizer steps per epoch.")
-        form.addParam("noiseMax", params.FloatParam, default=0.12,
-                      expertLevel=params.LEVEL_ADVANCED, label="Max noise",
-                      help="Noise SD drawn up to this fraction of the map maximum (as in "
-                           "the DeepRes paper's test maps: blurred regions get a worse SNR).")
-        form.addParam("noiseInput", params.BooleanParam, default=True,
-                      expertLevel=params.LEVEL_ADVANCED, label="Give the net the noise level?",
-                      help="The head also sees the map's noise SD (at estimation time measured "
-                           "in the solvent, 5 Å beyond the mask), so that noise and blur are "
-                           "not confused. The shipped standard model uses it.")
-        form.addParam("batch", params.IntParam, default=4, expertLevel=params.LEVEL_ADVANCED,
-                      label="Batch size", help="Patches per optimizer step.")
-        form.addParam("patch", params.IntParam, default=48, expertLevel=params.LEVEL_ADVANCED,
-                      label="Patch size (px)",
-                      help="Edge of the training cubes; labels exist for the inner "
-                           "(patch - 12)³ voxels.")
-        form.addParam("channels", params.IntParam, default=16,
-                      expertLevel=params.LEVEL_ADVANCED, label="Trunk channels",
-                      help="Width of the convolution trunk (the shipped models' value is in "
-                           "their model card). Fewer = faster, less accurate.")
-        form.addParam("lastChannels", params.IntParam, default=48,
-                      expertLevel=params.LEVEL_ADVANCED, label="Last trunk channels",
-                      help="Channels of the last trunk layer.")
-        form.addParam("head", params.StringParam, default="48,32",
+        form.addParam("stepsPerEpoch", params.IntParam, default=D.steps_per_epoch,
+                      label="Steps per epoch", help="Optimizer steps per epoch.")
+        kinds = {bool: params.BooleanParam, int: params.IntParam, float: params.FloatParam}
+        for name, field, label, text in _ADVANCED:
+            default = getattr(D, field)
+            form.addParam(name, kinds[type(default)], default=default, label=label, help=text,
+                          expertLevel=params.LEVEL_ADVANCED)
+        form.addParam("noiseRef", params.EnumParam, default=NOISE_REFS.index(D.noise_ref),
+                      choices=NOISE_REFS, display=params.EnumParam.DISPLAY_HLIST,
+                      expertLevel=params.LEVEL_ADVANCED, label="Noise relative to",
+                      help="map: noise SD relative to the whole map's maximum (as real maps "
+                           "and the paper's tests); local: to each region's own maximum.")
+        form.addParam("head", params.StringParam, default=format_head(D.head),
                       expertLevel=params.LEVEL_ADVANCED, label="Head layers",
                       help="Widths of the per-voxel head layers, comma separated.")
-        form.addParam("learningRate", params.FloatParam, default=1e-3,
-                      expertLevel=params.LEVEL_ADVANCED, label="Learning rate",
-                      help="Initial Adam learning rate (cosine decay over the run).")
-        form.addParam("valMaps", params.IntParam, default=12,
-                      expertLevel=params.LEVEL_ADVANCED, label="Validation maps",
-                      help="Simulated maps (4 patches each) in the fixed validation set.")
-        form.addParam("calibrationMaps", params.IntParam, default=200,
-                      expertLevel=params.LEVEL_ADVANCED, label="Calibration maps",
-                      help="Maps simulated from the training structures after training to "
-                           "calibrate the model (so that a region of true resolution t reads "
-                           "t); 0 = no calibration.")
-        form.addParam("seed", params.IntParam, default=1, expertLevel=params.LEVEL_ADVANCED,
-                      label="Random seed", help="Same seed and inputs give the same model.")
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
-                       label="Use GPU", help="Train on a GPU when one is visible.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0",
-                       label="GPU IDs", help="GPUs TensorFlow may use (CUDA_VISIBLE_DEVICES).")
+        form.addParam("initModel", params.StringParam, default=D.init or "",
+                      expertLevel=params.LEVEL_ADVANCED, label="Start from model (optional)",
+                      help="Fine-tuning: start from the weights of a shipped model (standard, "
+                           "high, coarse) or a trained NAME.weights.h5; layers whose names and "
+                           "shapes match are copied. Empty: random start.")
+        self._defineGpuParams(form, "Train")
         form.addParallelSection(threads=2, mpi=0)
 
     # --------------------------- STEPS ---------------------------------------
@@ -134,23 +159,13 @@ class ProtDeepResTrain(EMProtocol):
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
     def trainStep(self, name):
-        os.environ["CUDA_VISIBLE_DEVICES"] = (",".join(map(str, self.getGpuList()))
-                                              if self.useGpu.get() else "-1")
-        from ..backend.training import TrainConfig, train
+        self._setDevices()
+        from ..backend.training import train
 
         train_files, val_files = self._splits()
-        cfg = TrainConfig(
-            name=name, sampling=self.samplingRate.get(), res_min=self.resMin.get(),
-            res_max=self.resMax.get(), epochs=self.epochs.get(),
-            steps_per_epoch=self.stepsPerEpoch.get(), batch=self.batch.get(),
-            patch=self.patch.get(), noise_max=self.noiseMax.get(),
-            noise_input=bool(self.noiseInput.get()), seed=self.seed.get(),
-            lr=self.learningRate.get(), channels=self.channels.get(),
-            last_channels=self.lastChannels.get(), head=self._head(), val_maps=self.valMaps.get(),
-            structures=train_files, val_structures=val_files,
-            threads=max(1, self.numberOfThreads.get()),
-            calibration_maps=self.calibrationMaps.get(),
-            command=f"Scipion {self.getClassName()} run {self.getObjId()}")
+        cfg = self._config(name, structures=train_files, val_structures=val_files,
+                           command=f"Scipion {self.getClassName()} run {self.getObjId()}")
+        cfg.check()
         self.info(f"training on {len(train_files)} structure(s), validating on "
                   f"{len(val_files)}: {', '.join(os.path.basename(f) for f in val_files)}")
 
@@ -163,7 +178,7 @@ class ProtDeepResTrain(EMProtocol):
         self.info(f"model written: {base}.weights.h5")
 
     def createOutputStep(self):
-        from ..backend.models import read_card
+        from ..backend.registry import read_card
 
         base = self._getExtraPath(self.modelName.get())
         model = DeepResModel(filename=base + ".weights.h5")
@@ -174,28 +189,7 @@ class ProtDeepResTrain(EMProtocol):
 
     # --------------------------- INFO ----------------------------------------
     def _validate(self):
-        errors = []
-        s, lo, hi = self.samplingRate.get(), self.resMin.get(), self.resMax.get()
-        if not s or s <= 0:
-            return ["Voxel size must be positive."]
-        if lo < 2 * s:
-            errors.append(f"Minimum resolution {lo:g} Å is beyond Nyquist for {s:g} Å/px "
-                          f"(must be ≥ {2 * s:g} Å).")
-        if hi <= lo:
-            errors.append("Maximum resolution must be larger than the minimum.")
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.modelName.get() or ""):
-            errors.append("Model name: use letters, digits, '_', '-' or '.' only.")
-        if self.patch.get() < 2 * 6 + 4:
-            errors.append("Patch size must be at least 16 px (6 px halo on each side).")
-        for label, val in (("Epochs", self.epochs), ("Steps per epoch", self.stepsPerEpoch),
-                           ("Batch size", self.batch), ("Validation maps", self.valMaps)):
-            if val.get() is None or val.get() < 1:
-                errors.append(f"{label} must be ≥ 1.")
-        try:
-            if not self._head():
-                raise ValueError("empty")
-        except ValueError:
-            errors.append("Head layers: give integers separated by commas, e.g. 48,32.")
+        errors = self._config(self.modelName.get()).errors()
         pattern = (self.structureFiles.get() or "").strip()
         if pattern and not glob.glob(os.path.expanduser(pattern)):
             errors.append(f"Structure files: nothing matches {pattern}")
@@ -253,7 +247,21 @@ class ProtDeepResTrain(EMProtocol):
             else split_validation(train_files)
 
     def _head(self):
-        return tuple(int(v) for v in (self.head.get() or "").split(",") if v.strip())
+        try:
+            return parse_head(self.head.get())
+        except InputError:
+            return ()  # TrainConfig.errors() names it
+
+    def _config(self, name, **kw):
+        """The form as a :class:`TrainConfig` (backend/config.py: defaults and checks)."""
+        expert = {field: getattr(self, param).get() for param, field, _, _ in _ADVANCED}
+        return TrainConfig(
+            name=name, sampling=self.samplingRate.get(), res_min=self.resMin.get(),
+            res_max=self.resMax.get(), epochs=self.epochs.get(),
+            steps_per_epoch=self.stepsPerEpoch.get(), **expert,
+            noise_ref=NOISE_REFS[self.noiseRef.get()], head=self._head(),
+            threads=max(1, self.numberOfThreads.get()),
+            init=(self.initModel.get() or "").strip() or None, **kw)
 
     def getHistoryFile(self):
         return self._getExtraPath(C.TRAIN_HISTORY)

@@ -1,13 +1,39 @@
-"""Helpers shared by the DeepRes viewers: show a PNG written by backend/report as a Scipion
-plot, read a Scipion volume into a backend Volume with Scipion's voxel size and origin."""
+"""What the DeepRes viewers share: the base of the resolution viewers (colour-scale params and
+range), showing a PNG written by backend/report as a Scipion plot, reading a Scipion volume into
+a backend Volume with Scipion's voxel size and origin."""
 import os
 
-from pwem.viewers import EmPlotter
+from pwem.viewers import EmPlotter, LocalResolutionViewer
+from pwem.wizards import ColorScaleWizardBase
+
+from ..backend.config import PRESETS
+from ..constants import DEFAULT_COLORMAP
+from ..protocols.base import clean_path
 
 
-def clean_path(fn):
-    fn = fn or ""
-    return fn[:-4] if fn.endswith(":mrc") else fn
+class DeepResResolutionViewer(LocalResolutionViewer):
+    """Base of the viewers of resolution maps (no ``_label``/``_targets``: not registered).
+    Subclasses give ``_defaultRange()`` (lowest, highest Å) of their run."""
+
+    def _defineColourScale(self, form):
+        lo, hi = self._defaultRange()
+        group = form.addGroup("Colour scale")
+        ColorScaleWizardBase.defineColorScaleParams(group, defaultLowest=lo, defaultHighest=hi,
+                                                    defaultIntervals=11,
+                                                    defaultColorMap=DEFAULT_COLORMAP)
+
+    def _range(self):
+        """The form's colour range; equal limits (the wizard's convention): the run's own."""
+        lo, hi = float(self.lowest.get()), float(self.highest.get())
+        return self._defaultRange() if lo == hi else (min(lo, hi), max(lo, hi))
+
+    def _cmap(self):
+        return colormap_or_default(self.colorMap.get())
+
+    def _defaultRange(self):
+        """Without a run's own range: the standard model's."""
+        p = PRESETS["standard"]
+        return p.res_min, p.res_max
 
 
 def png_view(path, title=""):
@@ -40,7 +66,7 @@ def scipion_volume(obj, what="map"):
     return vol
 
 
-def colormap_or_default(name, default="jet"):
+def colormap_or_default(name, default=DEFAULT_COLORMAP):
     """A matplotlib colormap name that exists (the user may type anything in the form)."""
     from matplotlib import colormaps
 
@@ -49,9 +75,6 @@ def colormap_or_default(name, default="jet"):
 
 def hex_palette(cmap_name, n):
     """``n`` hex colours sampled along a matplotlib colormap (for ChimeraX palettes)."""
-    import numpy as np
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
+    from ..backend.report import hex_colours
 
-    cmap = colormaps[colormap_or_default(cmap_name)]
-    return [to_hex(cmap(t)) for t in np.linspace(0.0, 1.0, max(2, int(n)))]
+    return hex_colours(colormap_or_default(cmap_name), n)

@@ -4,27 +4,27 @@ with backend/report, then shows it."""
 import json
 
 import pyworkflow.protocol.params as params
-from pwem.viewers import ChimeraView, LocalResolutionViewer
-from pwem.wizards import ColorScaleWizardBase
+from pwem.viewers import ChimeraView
 from pyworkflow.viewer import DESKTOP_TKINTER
 
 from .. import constants as C
 from ..protocols import ProtDeepResEstimate
-from .common import colormap_or_default, hex_palette, png_view, scipion_volume
+from .common import DeepResResolutionViewer, hex_palette, png_view, scipion_volume
+from .viewer_residues import ResidueViews
 
 AXES = ["x", "y", "z"]
 
 
-class DeepResEstimateViewer(LocalResolutionViewer):
+class DeepResEstimateViewer(ResidueViews, DeepResResolutionViewer):
     """Local resolution from DeepRes: histogram, coloured slices and a ChimeraX surface
-    coloured by resolution (blue = better, red = worse with the default 'jet' scale)."""
+    coloured by resolution (dark = better, yellow = worse with the default 'viridis' scale;
+    grey outside the mask)."""
 
     _label = "DeepRes local resolution viewer"
     _targets = [ProtDeepResEstimate]
     _environments = [DESKTOP_TKINTER]
 
     def _defineParams(self, form):
-        lo, hi = self._defaultRange()
         form.addSection(label="Visualization")
         group = form.addGroup("Histogram")
         group.addParam("binWidth", params.FloatParam, default=0.25, label="Bin width (Å)",
@@ -53,19 +53,18 @@ class DeepResEstimateViewer(LocalResolutionViewer):
         group.addParam("displayChimera", params.LabelParam,
                        label="Show surface coloured by resolution in ChimeraX",
                        help="Writes extra/%s (map + resolution map with Scipion's voxel size "
-                            "and origin, 'color sample' with the colour scale below, key in Å) "
+                            "and origin, paths relative to extra/, surface coloured with the "
+                            "colour scale below inside the mask and grey outside, key in Å) "
                             "and opens it in ChimeraX." % C.VIEW_CHIMERAX)
-        group = form.addGroup("Colour scale")
-        ColorScaleWizardBase.defineColorScaleParams(group, defaultLowest=lo, defaultHighest=hi,
-                                                    defaultIntervals=11,
-                                                    defaultColorMap=C.DEFAULT_COLORMAP)
+        self._defineResidueParams(form)
+        self._defineColourScale(form)
 
     def _getVisualizeDict(self):
         return {"displayHistogram": self._showHistogram,
                 "displaySlices": self._showSlices,
                 "displayOneSlice": self._showOneSlice,
                 "displayOrthoSlices": self._showOrthoSlices,
-                "displayChimera": self._showChimera}
+                "displayChimera": self._showChimera, **self._residueActions()}
 
     # --------------------------- ACTIONS -------------------------------------
     def _showHistogram(self, paramName=None):
@@ -74,7 +73,9 @@ class DeepResEstimateViewer(LocalResolutionViewer):
         res = self._resolution()
         path = self.protocol._getExtraPath(C.VIEW_HISTOGRAM)
         return self._guard(lambda: [png_view(report.histogram_png(
-            res.data[res.data > 0], path, bin_width=self.binWidth.get()), "Resolution histogram")])
+            res.data[res.data > 0], path, bin_width=self.binWidth.get(),
+            cmap=self._cmap(), vrange=self._range(),
+            clamp=self._clamp()), "Resolution histogram")])
 
     def _showSlices(self, paramName=None):
         return self._slices(C.VIEW_SLICES.format(axis=self._axis()), grid=True)
@@ -95,7 +96,6 @@ class DeepResEstimateViewer(LocalResolutionViewer):
 
     def _showChimera(self, paramName=None):
         from ..backend import report
-        from ..backend.volume import atomic_write_text
 
         vol = scipion_volume(self.protocol.inputVolume.get())
         res = self._resolution()
@@ -103,9 +103,8 @@ class DeepResEstimateViewer(LocalResolutionViewer):
         path = self.protocol._getExtraPath(C.VIEW_CHIMERAX)
 
         def write():
-            text = report.chimerax_script(vol.path, res.path, vol, self._range(),
-                                          palette=palette, mask=res.data > 0)
-            atomic_write_text(path, text)
+            report.write_chimerax(path, vol.path, res.path, vol, self._range(), palette=palette,
+                                  mask=res.data > 0)
             return [ChimeraView(path)]
 
         return self._guard(write)
@@ -121,7 +120,7 @@ class DeepResEstimateViewer(LocalResolutionViewer):
         axis = "z" if ortho else self._axis()
         return self._guard(lambda: [png_view(report.slices_png(
             vol.data, res.data, res.data > 0, path, axis=axis, index=index, grid=grid,
-            vmin=lo, vmax=hi, cmap=colormap_or_default(self.colorMap.get()),
+            vmin=lo, vmax=hi, cmap=self._cmap(), where=vol,
             title=f"DeepRes local resolution ({self.protocol.getRunName()})"), "Slices")])
 
     def _guard(self, make):
@@ -136,20 +135,26 @@ class DeepResEstimateViewer(LocalResolutionViewer):
     def _axis(self):
         return AXES[self.sliceAxis.get()]
 
-    def _range(self):
-        lo, hi = float(self.lowest.get()), float(self.highest.get())
-        if lo == hi:  # the wizard's convention: equal limits = use the data range
-            return self._defaultRange()
-        return min(lo, hi), max(lo, hi)
+    def _clamp(self):
+        """The run's clamp (floor, ceiling in Å) from its JSON, or None."""
+        try:
+            with open(self.protocol._getExtraPath(C.ESTIMATE_JSON), encoding="utf-8") as fh:
+                return tuple(json.load(fh)["clamp"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def _resolution(self):
         return scipion_volume(self.protocol.outputResolution, "resolution map")
 
     def _defaultRange(self):
-        """2.5-97.5 % of the resolution inside the mask, from the run's JSON (0.1 Å steps)."""
+        """The run's colour range (2.5-97.5 % of the resolution inside the mask, 0.1 Å steps;
+        the one of its pictures and script), from its JSON."""
         try:
             with open(self.protocol._getExtraPath(C.ESTIMATE_JSON), encoding="utf-8") as fh:
-                s = json.load(fh)["stats"]
+                d = json.load(fh)
+            if "colour_map" in d:
+                return tuple(d["colour_map"]["range"])
+            s = d["stats"]  # runs made before the colour range was recorded
             return round(s["p2_5"] - 0.05, 1), round(s["p97_5"] + 0.05, 1)
-        except (OSError, ValueError, KeyError):
-            return 2.5, 13.0
+        except (OSError, ValueError, KeyError, TypeError):
+            return super()._defaultRange()

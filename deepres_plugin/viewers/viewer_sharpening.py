@@ -1,19 +1,16 @@
 """Viewer of ProtDeepResSharpening: the B-sweep plot, the recommendation, the table, and
 coloured slices of DeepRes (sharpened map at the recommended B) and of the local FSC."""
 import pyworkflow.protocol.params as params
-from pwem.viewers import LocalResolutionViewer
-from pwem.wizards import ColorScaleWizardBase
 from pyworkflow.viewer import DESKTOP_TKINTER
 
-from .. import constants as C
 from ..protocols.protocol_sharpening import ProtDeepResSharpening
-from .common import colormap_or_default, png_view
+from .common import DeepResResolutionViewer, png_view
 
 VIEW_DEEPRES_SLICES = "view_sharpened_deepres_slices.png"
 VIEW_LOCALFSC_SLICES = "view_localfsc_slices.png"
 
 
-class DeepResSharpeningViewer(LocalResolutionViewer):
+class DeepResSharpeningViewer(DeepResResolutionViewer):
     """B-factor sweep: DeepRes percentiles per B against the half-map local FSC, the
     recommended B, the model–map CC, and coloured slices at the recommended B."""
 
@@ -22,7 +19,6 @@ class DeepResSharpeningViewer(LocalResolutionViewer):
     _environments = [DESKTOP_TKINTER]
 
     def _defineParams(self, form):
-        lo, hi = self._defaultRange()
         form.addSection(label="Visualization")
         form.addParam("displayPlot", params.LabelParam, label="Show the B sweep plot",
                       help="DeepRes 5/20/50/80/95 % per B, the local-FSC 20 % line, the "
@@ -38,10 +34,7 @@ class DeepResSharpeningViewer(LocalResolutionViewer):
         form.addParam("displayLocalFSCSlices", params.LabelParam,
                       label="Show local-FSC slices",
                       help="The same slices coloured by the half-map local FSC.")
-        group = form.addGroup("Colour scale")
-        ColorScaleWizardBase.defineColorScaleParams(group, defaultLowest=lo, defaultHighest=hi,
-                                                    defaultIntervals=11,
-                                                    defaultColorMap=C.DEFAULT_COLORMAP)
+        self._defineColourScale(form)
 
     def _getVisualizeDict(self):
         return {"displayPlot": self._showPlot,
@@ -75,7 +68,8 @@ class DeepResSharpeningViewer(LocalResolutionViewer):
             res = read_volume(self._file(which), "resolution map")
             path = report.slices_png(vol.data, res.data, res.data > 0,
                                      self.protocol._getExtraPath(name), vmin=lo, vmax=hi,
-                                     cmap=colormap_or_default(self.colorMap.get()), title=title)
+                                     cmap=self._cmap(), title=title,
+                                     where=vol)
         except InputError as exc:
             return [self.errorMessage(str(exc), "DeepRes viewer")]
         return [png_view(path, title)]
@@ -93,10 +87,6 @@ class DeepResSharpeningViewer(LocalResolutionViewer):
 
         return self.protocol._getExtraPath(FILES[key])
 
-    def _range(self):
-        lo, hi = float(self.lowest.get()), float(self.highest.get())
-        return self._defaultRange() if lo == hi else (min(lo, hi), max(lo, hi))
-
     def _defaultRange(self):
         """Common scale for both slice views: from the smaller 5 % to the larger 95 %."""
         d = self.protocol.getResult() if self.protocol is not None else {}
@@ -106,4 +96,4 @@ class DeepResSharpeningViewer(LocalResolutionViewer):
             hi = max(d["deepres"]["p95"][i], d["localfsc"]["p95"])
             return round(lo - 0.05, 1), round(hi + 0.05, 1)
         except (KeyError, ValueError, TypeError):
-            return 2.5, 13.0
+            return super()._defaultRange()

@@ -32,8 +32,8 @@ def truth_vs_map_png(map_data, truth, axis, index, path, title=""):
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
-    im = ax2.imshow(np.ma.masked_where(t2 <= 0, t2), cmap="jet", vmin=lo, vmax=hi,
-                    origin="lower", interpolation="nearest", alpha=0.85)
+    im = ax2.imshow(np.ma.masked_where(t2 <= 0, t2), cmap=C.DEFAULT_COLORMAP, vmin=lo,
+                    vmax=hi, origin="lower", interpolation="nearest", alpha=0.85)
     ax2.set_title("true resolution (inside the mask)")
     for ax in (ax1, ax2):
         ax.set_xticks([])
@@ -93,13 +93,11 @@ class DeepResSimulateViewer(ProtocolViewer):
 
     def _showChimera(self, paramName=None):
         from ..backend import report
-        from ..backend.volume import atomic_write_text
 
         vol = scipion_volume(self.protocol.outputVolume)
         truth = scipion_volume(self.protocol.outputTruth, "truth map")
         inside = truth.data[truth.data > 0]
         lo, hi = (float(inside.min()), float(inside.max())) if inside.size else (0.0, 1.0)
         path = self.protocol._getExtraPath(C.VIEW_CHIMERAX)
-        atomic_write_text(path, report.chimerax_script(vol.path, truth.path, vol, (lo, hi),
-                                                       mask=truth.data > 0))
+        report.write_chimerax(path, vol.path, truth.path, vol, (lo, hi), mask=truth.data > 0)
         return [ChimeraView(path)]

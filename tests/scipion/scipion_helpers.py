@@ -1,18 +1,23 @@
 """Shared helpers for the Scipion tests: test data made in code from ../shared/data (no Scipion
-DataSet downloads), imports through pwem's own import protocols, and small MRC readers."""
+DataSet downloads). The pwem import helpers and MRC readers live in deepres_plugin/tests/helpers.py
+(the plugin's own Scipion tests use them too) and are re-exported here."""
 import csv
 import os
 from pathlib import Path
 
 import numpy as np
 
+# generic helpers shared with the plugin's own Scipion tests (`scipion3 tests deepres_plugin…`)
+from deepres_plugin.tests.helpers import (  # noqa: F401
+    import_mask, import_structure, import_volume, read_mrc, shifts)
+from deepres_plugin.tests.helpers import shipped_weights as _shipped
+
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-WEIGHTS = Path(__file__).resolve().parents[2] / "deepres_plugin" / "backend" / "weights"
 
 
 def shipped_weights() -> bool:
     """True when the shipped standard model (weights + card) is present."""
-    return (WEIGHTS / "standard.weights.h5").is_file() and (WEIGHTS / "standard.json").is_file()
+    return _shipped("standard")
 
 
 def structure(pdb_id: str) -> str:
@@ -39,47 +44,3 @@ def simulate_map(pdb_id: str, out_dir: str, resolution=5.0, sampling=1.0, noise=
     kpath = write_volume(os.path.join(out_dir, f"{pdb_id}_mask.mrc"), grid,
                          sim.mask.astype(np.float32))
     return mpath, kpath, sim
-
-
-def import_volume(test, path, sampling, origin=None):
-    """Run pwem's ProtImportVolumes on one file; ``origin`` (x, y, z Å) sets the origin."""
-    from pwem.protocols import ProtImportVolumes
-
-    kw = dict(filesPath=path, samplingRate=sampling)
-    if origin is not None:  # pwem stores shifts = -(x, y, z) typed in the form
-        kw.update(setOrigCoord=True, x=-origin[0], y=-origin[1], z=-origin[2])
-    prot = test.newProtocol(ProtImportVolumes, **kw)
-    test.launchProtocol(prot)
-    return prot.outputVolume
-
-
-def import_mask(test, path, sampling):
-    from pwem.protocols import ProtImportMask
-
-    prot = test.newProtocol(ProtImportMask, maskPath=path, samplingRate=sampling)
-    test.launchProtocol(prot)
-    return prot.outputMask
-
-
-def import_structure(test, path):
-    from pwem.protocols import ProtImportPdb
-
-    prot = test.newProtocol(ProtImportPdb, inputPdbData=ProtImportPdb.IMPORT_FROM_FILES,
-                            pdbFile=path)
-    test.launchProtocol(prot)
-    return prot.outputPdb
-
-
-def read_mrc(path):
-    """(data z,y,x float32, voxel size, origin x,y,z) of an MRC file."""
-    import mrcfile
-
-    with mrcfile.open(path.replace(":mrc", ""), permissive=True) as mrc:
-        h = mrc.header
-        return (np.asarray(mrc.data, np.float32).copy(), float(mrc.voxel_size.x),
-                (float(h.origin.x), float(h.origin.y), float(h.origin.z)))
-
-
-def shifts(obj):
-    """Origin shifts (x, y, z Å) of a Scipion volume, as floats."""
-    return tuple(float(v) for v in obj.getOrigin(force=True).getShifts())

@@ -64,8 +64,8 @@ class TestSimulate(BaseTest):
                                resolution=3.0)
         self.assertTrue(any("beyond Nyquist" in e and "≥ 4 Å" in e for e in bad.validate()))
         bad = self.newProtocol(ProtDeepResSimulate, inputStructure=self.pdb, resolutionMode=1,
-                               chainResolutions="A=3")
-        self.assertTrue(any("'A=3' is not CHAIN:RESOLUTION" in e for e in bad.validate()))
+                               chainResolutions="A3")
+        self.assertTrue(any("bad chain resolution 'A3'" in e for e in bad.validate()))
         ok = self.newProtocol(ProtDeepResSimulate, inputStructure=self.pdb, resolutionMode=1,
                               chainResolutions="A:3;B:4.5")
         self.assertEqual(ok.validate(), [])

@@ -4,6 +4,8 @@ import os
 
 import matplotlib.image as mpimg
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
 from pwem.viewers import ChimeraView, EmPlotter
 from pyworkflow.tests import BaseTest, setupTestProject
 from pyworkflow.viewer import MessageView, TextView
@@ -23,6 +25,56 @@ def picture(test, path, min_size=(200, 200)):
     test.assertGreaterEqual(img.shape[1], min_size[1])
     test.assertGreater(float(img[..., :3].std()), 0.02)
     return img
+
+
+def cmap_hex(name, n):
+    """``n`` hex colours sampled evenly along a matplotlib colour map (expected palette)."""
+    return [to_hex(colormaps[name](t)) for t in np.linspace(0.0, 1.0, n)]
+
+
+def check_chimerax(test, path, map_obj, res_obj, lo, hi, colours):
+    """The ChimeraX script at ``path``: map and resolution map opened by paths relative to the
+    script's folder, both on the Scipion grid of ``map_obj``, a surface level from the map
+    inside the mask (resolution > 0), outside-mask values set to 10000 in #3, and #1 coloured
+    from #3 with stops ``colours`` evenly over ``lo``..``hi`` Å, then grey from 101 Å; the key
+    shows the same colours labelled from ``lo`` to ``hi`` Å. Returns the script's text."""
+    from deepres_plugin.backend import report
+
+    text = open(path, encoding="utf-8").read()
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    here = os.path.dirname(os.path.abspath(path))
+    opened = [ln.split('"')[1] for ln in lines if ln.startswith("open ")]
+    test.assertEqual(len(opened), 2, lines)
+    for rel, obj in zip(opened, (map_obj, res_obj)):
+        test.assertFalse(os.path.isabs(rel), rel)
+        test.assertTrue(os.path.samefile(os.path.join(here, rel), obj.getFileName()), rel)
+    x, y, z = H.shifts(map_obj)
+    grid = f"voxelSize {map_obj.getSamplingRate():.5f} origin {x:.4f},{y:.4f},{z:.4f}"
+    surface = [ln for ln in lines if ln.startswith(f"volume #1 {grid} style surface level ")]
+    test.assertEqual(len(surface), 1, lines)
+    test.assertIn(f"volume #2 {grid}", lines)
+    data, res = H.read_mrc(map_obj.getFileName())[0], H.read_mrc(res_obj.getFileName())[0]
+    level = float(surface[0].split(" level ")[1])
+    test.assertAlmostEqual(level / report.contour_level(data, res > 0), 1.0, delta=1e-5)
+    test.assertGreater(np.mean(res[data > level] > 0), 0.5)  # the surface is masked density
+    test.assertIn("volume threshold #2 minimum 0.001 set 10000 modelId #3", lines)
+    colour = [ln for ln in lines if ln.startswith("color ")]
+    test.assertEqual(len(colour), 1, lines)
+    test.assertTrue(colour[0].startswith("color sample #1 map #3 palette "), colour[0])
+    stops = [st.split(",") for st in colour[0].split(" palette ")[1].split(":")]
+    values, got = [float(v) for v, _ in stops], [c for _, c in stops]
+    want = list(np.linspace(lo, hi, len(colours))) + [100.0, 101.0]
+    test.assertEqual(len(values), len(want), stops)
+    for v, w in zip(values, want):
+        test.assertAlmostEqual(v, w, delta=0.006)
+    test.assertEqual(got, list(colours) + [colours[-1], "#b4b4b4"])  # no value: grey
+    key = [ln for ln in lines if ln.startswith("key ")]
+    test.assertEqual(len(key), 1, lines)
+    entries = [e.split(":", 1) for e in key[0][4:].split(" pos ")[0].split()]
+    test.assertEqual([c for c, _ in entries], list(colours))
+    test.assertEqual(entries[0][1], f"{lo:.1f}Å")
+    test.assertEqual(entries[-1][1], f"{hi:.1f}Å")
+    return text
 
 
 class TestViewers(BaseTest):
@@ -92,26 +144,29 @@ class TestViewers(BaseTest):
 
     def test_estimate_chimerax_script(self):
         v = self.viewer(DeepResEstimateViewer, self.est)
-        v.lowest.set(3.0)
-        v.highest.set(9.0)
-        v.intervals.set(5)
-        v.colorMap.set("viridis")
-        views = v._getVisualizeDict()["displayChimera"]()
-        self.assertIsInstance(views[0], ChimeraView)
         path = self.est._getExtraPath(C.VIEW_CHIMERAX)
-        text = open(path, encoding="utf-8").read()
-        x, y, z = H.shifts(self.sim.outputVolume)
-        self.assertIn(f"voxelSize 1.00000 origin {x:.4f},{y:.4f},{z:.4f}", text)
-        self.assertIn(os.path.abspath(self.sim.outputVolume.getFileName()), text)
-        self.assertIn(os.path.abspath(self.est.outputResolution.getFileName()), text)
-        line = [ln for ln in text.splitlines() if ln.startswith("color sample #1 map #2")][0]
-        self.assertTrue(line.endswith("range 3.00,9.00"), line)
-        palette = line.split("palette ")[1].split(" ")[0].split(":")
-        self.assertEqual(len(palette), 5)
-        self.assertEqual(palette[0], "#440154")  # viridis starts dark purple
-        key = [ln for ln in text.splitlines() if ln.startswith("key ")][0]
-        self.assertIn("3.0Å", key)
-        self.assertIn("9.0Å", key)
+        show = v._getVisualizeDict()["displayChimera"]
+        inp, res = self.sim.outputVolume, self.est.outputResolution
+        # (lowest, highest, intervals, colour map) → (range, colours) the script must use
+        for lowest, highest, n, cmap, lo, hi, colours in (
+                (3.0, 9.0, 5, "viridis", 3.0, 9.0, cmap_hex("viridis", 5)),
+                (7.5, 4.0, 7, "plasma", 4.0, 7.5, cmap_hex("plasma", 7)),  # swapped limits
+                (5.0, 5.0, 3, "no such map", *v._defaultRange(), cmap_hex("viridis", 3))):
+            v.lowest.set(lowest)
+            v.highest.set(highest)
+            v.intervals.set(n)
+            v.colorMap.set(cmap)
+            if os.path.exists(path):
+                os.remove(path)
+            views = show()
+            self.assertIsInstance(views[0], ChimeraView)
+            check_chimerax(self, path, inp, res, lo, hi, colours)
+        self.assertEqual(cmap_hex("viridis", 5)[0], "#440154")  # viridis starts dark purple
+        self.assertNotEqual(cmap_hex("plasma", 7), cmap_hex("viridis", 7))
+        v.highest.set(120.0)  # ≥ 100 Å would be painted as 'no value': refused
+        views = show()
+        self.assertIsInstance(views[0], MessageView)
+        self.assertIn("100", views[0].getMessage())
 
     def test_simulate_viewer(self):
         v = self.viewer(DeepResSimulateViewer, self.sim)
@@ -119,8 +174,9 @@ class TestViewers(BaseTest):
         self.assertIsInstance(v._getVisualizeDict()["displayTruthVsMap"]()[0], EmPlotter)
         picture(self, self.sim._getExtraPath(C.VIEW_SIMULATION.format(axis="y")))
         self.assertIsInstance(v._getVisualizeDict()["displayChimera"]()[0], ChimeraView)
-        text = open(self.sim._getExtraPath(C.VIEW_CHIMERAX), encoding="utf-8").read()
-        self.assertIn("range 5.00,6.00", text)  # one chain at 5 Å: range widened by 1 Å
+        # one chain at 5 Å: range widened by 1 Å; the default colour map, 9 stops
+        check_chimerax(self, self.sim._getExtraPath(C.VIEW_CHIMERAX), self.sim.outputVolume,
+                       self.sim.outputTruth, 5.0, 6.0, cmap_hex(C.DEFAULT_COLORMAP, 9))
 
     def test_train_viewer(self):
         v = self.viewer(DeepResTrainViewer, self.train)
