@@ -231,9 +231,9 @@ def part_e(model):
                "n_voxels": s["n_voxels"], "seconds": time.perf_counter() - t,
                "warnings": out.warnings}
         if name.startswith("emd_3488"):
-            model = os.path.join(maps, "emd_3488_fit_5me2.pdb.gz")
-            row["fsc05_vs_5me2"] = map_model_fsc(vol, model)
-            row["fsc0143_vs_5me2"] = map_model_fsc(vol, model, 0.143)
+            atoms = os.path.join(maps, "emd_3488_fit_5me2.pdb.gz")
+            row["fsc05_vs_5me2"] = map_model_fsc(vol, atoms)
+            row["fsc0143_vs_5me2"] = map_model_fsc(vol, atoms, 0.143)
         rows.append(row)
     return {"rows": rows}
 
@@ -308,14 +308,14 @@ def main(argv=None):
              "c": lambda: part_c(a.model, a.high), "d": lambda: part_d(a.model),
              "i": lambda: part_i(a.model), "u": lambda: part_u(a.model),
              "e": lambda: part_e(a.model)}
-    for key in a.parts:
+    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
+    for key in a.parts:  # the JSON is rewritten after each part: a late failure keeps the rest
         t = time.perf_counter()
         res[key] = steps[key]()
         res[key]["seconds"] = round(time.perf_counter() - t, 1)
+        with open(a.out, "w", encoding="utf-8") as fh:
+            json.dump(res, fh, indent=1, default=float)
     _print(res)
-    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-    with open(a.out, "w", encoding="utf-8") as fh:
-        json.dump(res, fh, indent=1, default=float)
     print(f"\nwrote {a.out}")
     return 0
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEEPRES = Path(sys.executable).parent / "deepres"
+from kit_paths import DATA, DEEPRES
 
 
 def data_file(rel: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from deepres_plugin.backend.volume import read_volume
 
-from conftest import DEEPRES
+from kit_paths import DEEPRES
 
 HEAVY = ("tensorflow", "keras", "pyworkflow", "pwem", "matplotlib", "gemmi", "scipy")
 

@@ -29,7 +29,10 @@ AUTO_HIGH_MEDIAN = 3.0  # ... when the standard model's median is better than th
 FLOOR_FRACTION = 0.3  # `auto` leaves a model with more masked voxels than this on its floor
 COARSE_RUN = 6.5  # `auto` runs the coarse model when any masked voxel reads worse than this (Å)
 FUSE_COARSE = (7.0, 10.0)  # coarse answer (Å) over which the answer moves from standard to coarse
+FUSE_STANDARD = (6.5, 8.5)  # ... and standard answer: both must agree that a voxel is coarse
+# (the coarse model never saw maps finer than 5 Å: a noisy 3 Å region can read 9 Å there)
 FUSE_HIGH = (4.5, 5.5)  # answer (Å) over which the answer moves from high to standard
+FLOOR_RAMP = 0.5  # Å above the standard floor over which `high` stops refining floor voxels
 CLAMP_WARN_FRACTION = 0.3
 _LOADED: dict = {}
 
@@ -95,9 +98,11 @@ def estimate(vol: Volume, mask: np.ndarray | None, model: str = "auto",
              progress: bool = False, calibrate: bool = True, ready=None) -> EstimateResult:
     """Local resolution (Å) of ``vol`` inside ``mask`` (auto-mask when None). ``calibrate``:
     apply the model card's calibration, when it has one (False: the network's raw answer).
-    ``auto``: the standard model, fused with the coarse one where the map reads worse than
-    7–10 Å, and with the high one where it reads better than 4.5–5.5 Å when the standard
-    median is < 3 Å (sampling ≤ 0.75 Å/px) or the standard model sits on its floor.
+    ``auto``: the standard model, fused with the coarse one where both read worse than about
+    7–10 Å (FUSE_COARSE, FUSE_STANDARD); with the high one where it reads better than
+    4.5–5.5 Å when the standard median is < 3 Å at ≤ 0.75 Å/px; and when over 30 % of the
+    voxels sit on the standard floor (2.5 Å) of a map finer than that, the high model refines
+    those voxels only (it may lower them, never raise them).
     Inputs with nothing to estimate are refused (InputError); ``ready()``, if given, runs after
     these checks and before any model loads (the CLI starts TensorFlow there)."""
     from .masks import auto_mask, check_density, mask_warnings
@@ -147,18 +152,17 @@ def _auto(vol, mask, progress, timings, calibrate) -> EstimateResult:
     if np.mean(std.resolution[mask] > COARSE_RUN) > 0.01:
         coarse = _estimate_with(vol, mask, "coarse", progress, timings, calibrate)
         parts["coarse"] = coarse
-        t = _ramp(coarse.resolution, *FUSE_COARSE)
+        t = np.minimum(_ramp(coarse.resolution, *FUSE_COARSE), _ramp(fused, *FUSE_STANDARD))
         fused = (1 - t) * fused + t * coarse.resolution
         weights = {"standard": 1 - t, "coarse": t}
     floor = _floor_fraction(std)
     to_high = vol.sampling <= AUTO_HIGH_SAMPLING and std.stats["median"] < AUTO_HIGH_MEDIAN
-    high_card = get_model("high")[1]
+    below_floor = False
     if floor > FLOOR_FRACTION and not to_high:
         if 2.0 * vol.sampling < std.clamp[0] - 1e-3:
-            to_high = True
+            to_high = below_floor = True
             log.info("%.0f %% of masked voxels on the standard model's floor (%.2f Å): using the "
-                     "high model (%.1f–%.1f Å) too", 100 * floor, std.clamp[0],
-                     high_card.res_min, high_card.res_max)
+                     "high model too", 100 * floor, std.clamp[0])
         else:
             std.warnings.append(
                 f"{100 * floor:.0f} % of masked voxels sit on the standard model's floor "
@@ -167,8 +171,12 @@ def _auto(vol, mask, progress, timings, calibrate) -> EstimateResult:
     if to_high:
         high = _estimate_with(vol, mask, "high", progress, timings, calibrate)
         parts["high"] = high
-        t = _ramp(fused, *FUSE_HIGH)
-        fused = (1 - t) * high.resolution + t * fused
+        if below_floor:  # high only refines what the standard model puts on its floor
+            t = _ramp(fused, std.clamp[0], std.clamp[0] + FLOOR_RAMP)
+            fused = (1 - t) * np.minimum(high.resolution, fused) + t * fused
+        else:
+            t = _ramp(fused, *FUSE_HIGH)
+            fused = (1 - t) * high.resolution + t * fused
         weights = {k: w * t for k, w in weights.items()} | {"high": 1 - t}
     fused = np.where(mask, fused, 0.0).astype(np.float32)
     lo = min(p.clamp[0] for p in parts.values())

@@ -14,8 +14,8 @@ def add_args(parser):
                         "default: automatic mask")
     parser.add_argument("-o", "--out", required=True, help="output resolution map (.mrc)")
     parser.add_argument("--model", default="auto",
-                        help="auto (default: standard, fused with coarse where the map reads "
-                             "worse than 7–10 Å and with high where it reads better than "
+                        help="auto (default: standard, fused with coarse where both read "
+                             "worse than about 7–10 Å and with high where it reads better than "
                              "4.5–5.5 Å when needed), standard (1.0 Å/px, 2.5–13 Å), high "
                              "(0.5 Å/px, 1.5–6 Å), coarse (2.0 Å/px, 5–25 Å) or a trained "
                              "model file (NAME.weights.h5)")

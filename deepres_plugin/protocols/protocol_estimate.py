@@ -43,8 +43,8 @@ class ProtDeepResEstimate(ProtDeepResBase):
                            "sit in the map is refused.")
         self._defineModelParams(
             form, "Model",
-            "auto: 'standard', fused voxel by voxel with 'coarse' where the map reads worse "
-            "than 7-10 Å, and with 'high' where it reads better than 4.5-5.5 Å when the map is "
+            "auto: 'standard', fused voxel by voxel with 'coarse' where both models read worse "
+            "than about 7-10 Å, and with 'high' where it reads better than 4.5-5.5 Å when the map is "
             "sampled at ≤ %.2f Å/px and the standard median is below 3 Å, or when over 30 %% "
             "of the voxels sit on the standard model's 2.5 Å floor.\nstandard: 1 Å/px model, "
             "resolutions ≈ 2.5-13 Å.\nhigh: 0.5 Å/px model for high-resolution maps (voxel "
