@@ -173,7 +173,8 @@ def _auto(vol, mask, progress, timings, calibrate) -> EstimateResult:
         parts["high"] = high
         if below_floor:  # high only refines what the standard model puts on its floor
             t = _ramp(fused, std.clamp[0], std.clamp[0] + FLOOR_RAMP)
-            fused = (1 - t) * np.minimum(high.resolution, fused) + t * fused
+            t = np.where(high.resolution < fused, t, 1.0)  # where high reads worse: no say
+            fused = (1 - t) * high.resolution + t * fused
         else:
             t = _ramp(fused, *FUSE_HIGH)
             fused = (1 - t) * high.resolution + t * fused
