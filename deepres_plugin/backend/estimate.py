@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from . import filters, models
+from . import filters, models, registry
 from .calibration import nsr
 from .masks import SOLVENT_MARGIN, solvent_noise
 from .progress import say
@@ -78,14 +78,13 @@ def check_model(model: str) -> None:
 def _check_nyquist(vol: Volume, model: str) -> None:
     """Refuse a map whose Nyquist limit is at or beyond the worst value the model(s) can give."""
     nyquist = 2.0 * vol.sampling
-    names = [n for n in models.SHIPPED if os.path.isfile(models.weights_paths(n)[0])]
-    cards = {n: models.read_card(models.weights_paths(n)[1]) for n in
-             (names if model == "auto" else [model])}
+    shipped = {n: models.read_card(models.weights_paths(n)[1]) for n in registry.available()}
+    cards = (shipped if model == "auto" else
+             {model: shipped.get(model) or models.read_card(models.weights_paths(model)[1])})
     if not cards or nyquist < max(c.res_max for c in cards.values()):
         return
     ranges = ", ".join(f"{n} {c.res_min:g}–{c.res_max:g} Å" for n, c in cards.items())
-    other = [n for n in names if n != model and nyquist < models.read_card(
-        models.weights_paths(n)[1]).res_max]
+    other = [n for n, c in shipped.items() if n != model and nyquist < c.res_max]
     advice = (f"use --model {other[0]}" if other else
               "give a finer map (before binning) or train a model for it (deepres train "
               "--sampling, --res-min, --res-max)")
