@@ -24,6 +24,8 @@ INPUT_HALF = "input_half{}.mrc"  # .format(1 or 2)
 ESTIMATE_MAP = "resolution.mrc"  # local resolution (Å), 0 outside the mask, input grid
 ESTIMATE_JSON = "resolution.json"  # stats, model, timings, warnings
 ESTIMATE_AUTOMASK = "resolution_mask.mrc"  # written only when no mask was given
+ESTIMATE_SPREAD = "resolution_spread.mrc"  # with uncertainty: ±1 spread (Å), 0 outside the mask
+ESTIMATE_OOD = "resolution_ood.mrc"  # with uncertainty: 1 = clamped or unlike the training data
 ESTIMATE_HISTOGRAM = "histogram.png"
 ESTIMATE_SLICES = "slices.png"
 ESTIMATE_CHIMERAX = "resolution.cxc"  # script written by the estimation itself

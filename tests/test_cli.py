@@ -291,25 +291,45 @@ def _start(args, **kw):
                     env=env, **kw)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_in_the_write_phase_leaves_nothing(tmp_path, demo_maps, signum):
-    out = tmp_path / "out"
-    out.mkdir()
+def _signal_in_write_phase(out, demo_maps, signum):
+    """Run an estimate, freeze it (SIGSTOP) as soon as a temporary output appears, send
+    ``signum`` and let it go on; returns (return code, stderr, files left)."""
     p = _start(["estimate", demo_maps["map"], "-o", out / "loc.mrc", "--model", "standard",
                 "--histogram", out / "h.png", "--slices", out / "s.png", "--chimerax",
                 out / "c.cxc"])
     deadline = time.time() + 120
     while p.poll() is None and time.time() < deadline:
         if any(n.startswith(".tmp_") for n in os.listdir(out)):  # the write phase has begun
+            p.send_signal(signal.SIGSTOP)
             p.send_signal(signum)
+            p.send_signal(signal.SIGCONT)
             break
         time.sleep(0.002)
     _, err = p.communicate(timeout=60)
-    assert p.returncode == 128 + signum, (err, os.listdir(out))
+    return p.returncode, err, sorted(os.listdir(out))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_in_the_write_phase_leaves_nothing(tmp_path, demo_maps, signum):
+    """All or nothing: a signal during the writes leaves no file; one that lands after the
+    renames (a loaded CI machine may see the last temporary name too late) leaves the whole
+    set. Either way no temporary file. Up to 3 tries to catch the writes."""
     name = signal.Signals(signum).name
-    assert err.strip().splitlines()[-1] == (f"deepres: error: interrupted ({name}); no partial "
-                                            "output was kept")
-    assert os.listdir(out) == []  # no map without its JSON, no .tmp_ file
+    whole = sorted(["c.cxc", "s.png", "h.png", "loc_mask.mrc", "loc.mrc", "loc.json"])
+    for attempt in range(3):
+        out = tmp_path / f"out{attempt}"
+        out.mkdir()
+        rc, err, left = _signal_in_write_phase(out, demo_maps, signum)
+        assert left in ([], whole), (rc, err, left)
+        if rc == 128 + signum:
+            assert err.strip().splitlines()[-1] == (f"deepres: error: interrupted ({name}); no "
+                                                    "partial output was kept")
+        else:
+            assert rc == 0 and left == whole, (rc, err, left)
+        if left == []:
+            assert rc == 128 + signum
+            return
+    pytest.fail("the signal never landed in the write phase in 3 tries")
 
 
 def test_ctrl_c_while_the_model_loads_says_interrupted(tmp_path, demo_maps):

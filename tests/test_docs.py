@@ -35,6 +35,9 @@ SKIPPED = {
     "deepres train": "hours of CPU; tests/test_training.py trains tiny models",
     "deepres calibrate": "needs a model from `deepres train` (runs/mine/); "
                          "tests/test_calibration.py covers the calibration",
+    "deepres summary": "merges what the slow `--shard` commands write, each in its own copy "
+                       "of the folder; tests/test_batch.py runs shards and merge "
+                       "(wiki/cluster/*.sbatch)",
 }
 # fenced blocks that are not commands: first line → what they are
 NOT_COMMANDS = {

@@ -164,3 +164,82 @@ def test_cli_refuses_mismatched_halves(deepres, tmp_path):
     assert r.returncode == 2 and "voxel size" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert not out.exists()
+
+
+# --- map vs atomic model (no half maps) -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def st_1mol_val(data_path):
+    """1mol (val split, 2 chains, 74³ at 1 Å/px)."""
+    return load_structure(data_path("structures/1mol.cif.gz"))
+
+
+@pytest.mark.parametrize("resolution", [4.0, 6.0])
+def test_model_reference_reads_the_simulated_resolution(st_1mol_val, resolution):
+    """A map simulated at R (the paper's raised cosine, noise 0.08 × max) against its own model
+    (density to Nyquist, B = 0) at the map-vs-model threshold 0.5. The pass band reaches 1/R and
+    the cosine edge 1/R + 0.02 /px, so a noise-free reference sees signal up to that edge:
+    measured medians 3.66 Å at 4 Å and 5.39 Å at 6 Å (edge 3.70 / 5.36 Å). Sharpening the map
+    (B = −60) does not move it (per-shell gain; prewhitened)."""
+    from deepres_plugin.backend.filters import raised_cosine
+    from deepres_plugin.backend.sharpening import model_reference
+
+    sim = simulate(st_1mol_val, 1.0, resolution, noise=0.08, seed=1)
+    vol = Volume(sim.map, 1.0, sim.origin)
+    ref = model_reference(st_1mol_val, vol)
+    r = L.local_fsc(sim.map, ref, 1.0, sim.mask, reference="model")
+    med = float(np.median(r.resolution[sim.mask]))
+    assert r.reference == "model" and r.threshold == L.MODEL_THRESHOLD == 0.5
+    assert abs(med - resolution) <= 0.15 * resolution, med
+    f = np.linspace(0, 0.5, 5001)  # where the paper's filter reaches 0 (cycles/px)
+    edge = 1.0 / f[np.argmax(raised_cosine(f, 1.0, resolution) == 0)]
+    assert edge - 0.25 <= med <= resolution + 0.25, (med, edge)
+    assert np.all(r.resolution[~sim.mask] == 0)
+    sharp = apply_bfactor(sim.map, 1.0, -60.0)
+    r2 = L.local_fsc(sharp, ref, 1.0, sim.mask, box=r.box_angstrom, reference="model")
+    assert float(np.median(r2.resolution[sim.mask])) == pytest.approx(med, abs=0.02)
+
+
+def test_model_reference_ignores_atom_bfactors(st_5pti):
+    """Every atom is simulated at B = 0, whatever the model's refined B-factors say."""
+    from deepres_plugin.backend.sharpening import MODEL_B, model_reference
+
+    sim = simulate(st_5pti, 1.0, 3.0, padding=10)
+    vol = Volume(sim.map, 1.0, sim.origin)
+    hot = st_5pti.clone()
+    for res in hot[0][0]:
+        for at in res:
+            at.b_iso = 80.0
+    assert MODEL_B == 0.0
+    assert np.array_equal(model_reference(st_5pti, vol), model_reference(hot, vol))
+    assert L.half_map_equivalent(0.5) == pytest.approx(0.143, abs=1e-3)
+
+
+def test_cli_map_vs_model(deepres, st_5pti, data_path, tmp_path):
+    """`deepres localfsc MAP --atoms MODEL`: reference 'model' in OUT.json, input grid kept;
+    neither / both references, and a model that does not sit in the map, are refused."""
+    sim = simulate(st_5pti, 1.0, 4.0, padding=12, noise=0.08, seed=2)
+    grid = Volume(sim.map, 1.0, sim.origin)
+    mpath = write_volume(str(tmp_path / "map.mrc"), grid)
+    kpath = write_volume(str(tmp_path / "mask.mrc"), grid, sim.mask.astype(np.float32))
+    atoms = data_path("structures/5pti.cif.gz")
+    out = tmp_path / "lf.mrc"
+    r = deepres("localfsc", mpath, "--atoms", atoms, "--mask", kpath, "-o", out, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "local FSC (0.5) of the map vs its model" in r.stdout
+    summary = json.loads((tmp_path / "lf.json").read_text())
+    assert summary["reference"] == "model" and summary["threshold"] == 0.5
+    assert summary["half_map_equivalent_threshold"] == pytest.approx(0.143, abs=1e-3)
+    assert summary["atomic_model"] == atoms and "half1" not in summary
+    vol = read_volume(str(out))
+    assert vol.origin == read_volume(mpath).origin and vol.shape == sim.map.shape
+    assert 3.4 < summary["stats"]["median"] < 4.6
+    bad = [((mpath, "-o", tmp_path / "a.mrc"), "not one map alone"),
+           ((mpath, mpath, "--atoms", atoms, "-o", tmp_path / "b.mrc"), "not both"),
+           ((mpath, "--atoms", data_path("structures/1mol.cif.gz"), "-o", tmp_path / "c.mrc"),
+            "in the map's frame")]
+    for args, msg in bad:
+        r = deepres("localfsc", *args)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not any((tmp_path / n).exists() for n in ("a.mrc", "b.mrc", "c.mrc", "c.json"))

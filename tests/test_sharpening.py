@@ -188,3 +188,58 @@ def test_cli_sweep_refuses_other_grid(deepres, tmp_path):
     r = deepres("sharpening", tmp_path / "map.mrc", "--half1", "x", "--half2", "y", "-o", out,
                 "--b-range", "-100:0:0")
     assert r.returncode == 2 and "step must be > 0" in r.stderr
+
+
+def test_cli_sweep_with_model_reference_and_no_half_maps(deepres, st_5pti, data_path,
+                                                         tmp_path):
+    """`deepres sharpening MAP --atoms MODEL` without half maps: the reference is the local FSC
+    of the map vs the model, and the whole result set is written."""
+    sim = simulate(st_5pti, 1.0, 3.5, padding=10, noise=0.08, seed=0)
+    grid = Volume(sim.map, 1.0, sim.origin)
+    mpath = write_volume(str(tmp_path / "map.mrc"), grid)
+    out = tmp_path / "sweep"
+    r = deepres("sharpening", mpath, "--atoms", data_path("structures/5pti.cif.gz"),
+                "--b-range", "-50,0", "--model", "standard", "-o", out, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "local FSC (0.5, " in r.stdout and "of the map vs its model" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["sharpening.csv", "sharpening.json", "sharpening.png", "localfsc.mrc",
+         "sharpened.mrc", "deepres.mrc", "mask.mrc"])
+    summary = json.loads((out / "sharpening.json").read_text())
+    assert summary["reference"] == "model" and summary["half1"] is None
+    assert summary["bfactors"] == [0.0, -50.0] and len(summary["cc"]) == 2
+    assert 2.8 < summary["localfsc"]["p50"] < 4.2 and "the model" in summary["message"]
+    lf = read_volume(str(out / "localfsc.mrc"))
+    assert lf.origin == read_volume(mpath).origin and lf.shape == sim.map.shape
+    assert (out / "sharpening.png").stat().st_size > 10_000
+
+
+def test_cli_sweep_refuses_missing_reference(deepres, tmp_path):
+    a = Volume(np.random.default_rng(0).random((24, 24, 24), np.float32), 1.0)
+    path = write_volume(str(tmp_path / "map.mrc"), a)
+    out = tmp_path / "o"
+    for args, msg in ((("--half1", path), "both half maps"), ((), "--atoms")):
+        r = deepres("sharpening", path, *args, "-o", out)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not out.exists()
+    with pytest.raises(InputError, match="atomic model is needed"):
+        SH.sweep(a, None, None, a.data > 0.5, [0.0])
+
+
+def test_blurred_map_model_reference_recommends_sharpening(data_path):
+    """The blurred 3kcs map of the test above (B = +60 Å², noise 0.08 × max), no half maps:
+    the reference is the local FSC of the map vs the model. Measured (standard model): local
+    FSC 20 % 3.25 Å (the filter's edge 1/(1/3.5 + 0.02) = 3.27 Å), recommended B −39.5 Å²
+    (half maps: −46 Å²), model–map CC peak at −60 Å²."""
+    st = load_structure(data_path("structures/3kcs.cif.gz"))
+    sim = simulate(st, 1.0, 3.5, seed=0)
+    signal = SH.sharpen(sim.map, 1.0, 60.0)
+    rng = np.random.default_rng(11)
+    data = signal + rng.normal(0, 0.08 * float(signal.max()), signal.shape).astype(np.float32)
+    vol = Volume(data, 1.0, sim.origin)
+    res, _ = SH.sweep(vol, None, None, sim.mask, SH.parse_range("-120:0:20"), "standard", st)
+    assert res.reference == "model" and res.threshold == 0.5
+    assert 3.0 < res.localfsc["p20"] < 3.8
+    assert res.met and -90.0 <= res.recommended_b <= -20.0, res.message
+    assert res.bfactors[int(np.argmax(res.cc))] in (-40.0, -60.0, -80.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ FUSE_HIGH = (4.5, 5.5)  # answer (Å) over which the answer moves from high to s
 FLOOR_RAMP = 0.5  # Å above the standard floor over which `high` stops refining floor voxels
 CLAMP_WARN_FRACTION = 0.3
 _LOADED: dict = {}
+_LOADING = threading.Lock()  # steps run in threads (Scipion): one load per model and process
 
 
 @dataclass
@@ -51,14 +53,16 @@ class EstimateResult:
     calibrated: bool = False  # the card's calibration was applied (calibration.py)
     voxels: dict = field(default_factory=dict)  # model name → masked voxels it answered
     files: list = field(default_factory=list)  # what run() wrote
+    uncertainty: object = None  # uncertainty.Uncertainty, when asked for (run(uncertainty=K))
 
 
 def get_model(name_or_path: str):
     """Load (once per process) a dense model and its card."""
     key = os.path.abspath(name_or_path) if name_or_path not in models.SHIPPED else name_or_path
-    if key not in _LOADED:
-        say(f"loading the {os.path.basename(name_or_path)} model")
-        _LOADED[key] = models.load_dense(name_or_path)
+    with _LOADING:
+        if key not in _LOADED:
+            say(f"loading the {os.path.basename(name_or_path)} model")
+            _LOADED[key] = models.load_dense(name_or_path)
     card = _LOADED[key][1]
     say(f"{card.name} model ({card.sampling:g} Å/px, {card.res_min:g}–{card.res_max:g} Å): "
         "resampling the map to its grid, then tiles")
@@ -217,18 +221,7 @@ def _estimate_with(vol, mask, name, progress, timings, calibrate=True) -> Estima
 
     net, card = get_model(name)
     t = time.perf_counter()
-    data = vol.data / max(float(np.abs(vol.data[mask]).max()), 1e-30)
-    same = abs(vol.sampling - card.sampling) < 1e-3 * card.sampling
-    if same:
-        grid, reached = data, (vol.sampling,) * 3
-        mgrid = ndimage.binary_dilation(mask)
-    else:
-        grid, reached = filters.resample(data, vol.sampling, card.sampling)
-        mgrid = _rescale_linear(mask.astype(np.float32), [r / vol.sampling for r in reached],
-                                grid.shape) > 0
-        mgrid = ndimage.binary_dilation(mgrid, iterations=2)
-    if card.extra.get("recipe", {}).get("mask_input"):
-        grid = grid * mgrid  # what the net was trained on: map × mask dilated (Xmipp's input)
+    grid, mgrid, reached, same = model_grid(vol, mask, card)
     timings["resample_s"] = timings.get("resample_s", 0.0) + time.perf_counter() - t
     spec = card.dense_spec()
     calibration = card.calibration() if calibrate else None
@@ -261,6 +254,23 @@ def _estimate_with(vol, mask, name, progress, timings, calibrate=True) -> Estima
                                 f"the trained range {card.res_min:.1f}–{card.res_max:.1f} Å")
     return EstimateResult(res, mask, name, card, st, dict(timings), warnings, (lo, hi), noise,
                           calibration is not None, {name: int(np.count_nonzero(mask))})
+
+
+def model_grid(vol: Volume, mask: np.ndarray, card):
+    """The map as ``card``'s net sees it: (grid, dilated mask, sampling reached, same grid)."""
+    data = vol.data / max(float(np.abs(vol.data[mask]).max()), 1e-30)
+    same = abs(vol.sampling - card.sampling) < 1e-3 * card.sampling
+    if same:
+        grid, reached = data, (vol.sampling,) * 3
+        mgrid = ndimage.binary_dilation(mask)
+    else:
+        grid, reached = filters.resample(data, vol.sampling, card.sampling)
+        mgrid = _rescale_linear(mask.astype(np.float32), [r / vol.sampling for r in reached],
+                                grid.shape) > 0
+        mgrid = ndimage.binary_dilation(mgrid, iterations=2)
+    if card.extra.get("recipe", {}).get("mask_input"):
+        grid = grid * mgrid  # what the net was trained on: map × mask dilated (Xmipp's input)
+    return grid, mgrid, reached, same
 
 
 def predict_tiles(net, grid: np.ndarray, mask: np.ndarray, halo: int,
@@ -318,13 +328,16 @@ def _rescale_linear(arr: np.ndarray, scale, dst_shape) -> np.ndarray:
 def run(map_path: str, out_path: str, mask_path: str | None = None, model: str = "auto",
         histogram: str | None = None, slices: str | None = None, chimerax: str | None = None,
         progress: bool = False, calibrate: bool = True, cmap: str | None = None,
-        ready=None, atoms: str | None = None) -> EstimateResult:
+        ready=None, atoms: str | None = None, uncertainty: int = 0) -> EstimateResult:
     """Read, :func:`estimate` and :func:`write_outputs` (paths in ``result.files``).
     ``progress``: step lines on stderr (tqdm bars on a terminal). ``cmap``: colour map of the
     pictures and the script. ``ready``: see :func:`estimate`. ``atoms``: an atomic model in
-    the map's frame, checked before the estimate; adds the per-residue files (:mod:`.residues`)."""
+    the map's frame, checked before the estimate; adds the per-residue files (:mod:`.residues`).
+    ``uncertainty``: K > 0 adds the spread and OOD maps from K copies (:mod:`.uncertainty`)."""
     from . import progress as steps
-    from . import residues
+    from . import residues, uncertainty as unc
+
+    unc.check_copies(uncertainty, allow_zero=True)
 
     with steps.shown(progress):
         t0 = time.perf_counter()
@@ -334,6 +347,8 @@ def run(map_path: str, out_path: str, mask_path: str | None = None, model: str =
         t_read = time.perf_counter() - t0
         result = estimate(vol, mask, model, steps.bars(), calibrate, ready)
         result.timings["read_s"] = t_read
+        if uncertainty:
+            unc.attach(result, vol, model, calibrate, uncertainty, steps.bars())
         with OutputSet():  # the per-residue files join the same all-or-nothing set
             if placed is not None:
                 result.warnings += residues.measure(placed, result.resolution, result.mask, vol)
@@ -362,6 +377,7 @@ def write_outputs(result: EstimateResult, vol: Volume, map_path: str, out_path: 
     extras = [p for p in (histogram, slices, chimerax,
                           chimerax and report.chimerax_map_copy(chimerax, map_path)) if p]
     written = [paths["map"], paths["json"]] + ([paths["mask"]] if not mask_path else []) + extras
+    written += [paths["spread"], paths["ood"]] if result.uncertainty else []
     say(f"writing {len(written)} files")
     t = time.perf_counter()
     with OutputSet():
@@ -390,6 +406,8 @@ def write_outputs(result: EstimateResult, vol: Volume, map_path: str, out_path: 
             "colour_map": {"name": cmap, "range": list(scale)},
             "timings": {k: round(v, 3) for k, v in result.timings.items()},
             "warnings": list(dict.fromkeys(result.warnings))}
+        if result.uncertainty:  # OUT_spread.mrc, OUT_ood.mrc and their JSON summaries
+            summary |= result.uncertainty.write(vol, paths)
         atomic_write_text(paths["json"], json.dumps(summary, indent=2) + "\n")
     return written
 

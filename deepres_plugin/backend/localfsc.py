@@ -1,7 +1,9 @@
-"""Local resolution from two half maps by local FSC (BlocRes-like), vectorised.
+"""Local resolution by local FSC (BlocRes-like), vectorised: of two half maps, or of a map
+against the density of its fitted atomic model (``reference="model"``, no half maps needed).
 
-Both halves are first prewhitened with one global filter (the FSC is unchanged by it, but the
-window no longer leaks strong low-frequency signal into the high shells). Soft-windowed boxes (cosine-edged sphere) are centred on a coarse grid (every ``step`` voxels)
+Both inputs are first prewhitened with a global filter (the FSC is unchanged by it, but the
+window no longer leaks strong low-frequency signal into the high shells). Soft-windowed boxes
+(cosine-edged sphere) are centred on a coarse grid (every ``step`` voxels)
 that covers the mask; each pair of windowed boxes is Fourier transformed in batches (scipy.fft
 over a stack of boxes, chunked to bound memory) and its FSC is binned into shells with one
 matrix product. The resolution is where the FSC first drops below ``threshold`` (linear
@@ -28,6 +30,16 @@ log = logging.getLogger(__name__)
 
 #: FSC threshold for half-map local FSC (BlocRes convention); 0.143 is the other usual choice
 HALF_MAP_THRESHOLD = 0.5
+#: map-vs-model threshold: the model is noise-free, FSC_model = sqrt(2 FSC_half / (1 + FSC_half))
+#: (Rosenthal & Henderson's C_ref), so 0.5 here is the half-map 0.143 criterion
+MODEL_THRESHOLD = 0.5
+REFERENCES = ("half maps", "model")
+
+
+def half_map_equivalent(threshold: float) -> float:
+    """The half-map FSC threshold that a map-vs-model ``threshold`` stands for: c² / (2 − c²)
+    (0.5 → 0.143; the half-map default 0.5 corresponds to a map–model 0.816)."""
+    return threshold ** 2 / (2.0 - threshold ** 2)
 #: automatic box edge = BOX_FACTOR × expected (global FSC 0.143) resolution
 BOX_FACTOR = 7.0
 MIN_BOX = 16
@@ -51,6 +63,7 @@ class LocalFSCResult:
     n_boxes: int
     timings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    reference: str = "half maps"  # or "model": map vs its atomic model's density
 
     @property
     def box_angstrom(self) -> float:
@@ -74,25 +87,30 @@ def global_resolution(h1: np.ndarray, h2: np.ndarray, sampling: float,
     return resolution_at_threshold(freqs[1:], curve[1:], threshold)
 
 
-def prewhiten(h1: np.ndarray, h2: np.ndarray, sampling: float):
+def prewhiten(h1: np.ndarray, h2: np.ndarray, sampling: float, separate: bool = False):
     """Divide both halves by the radial amplitude spectrum of their average, out to the cube's
     corners (one global filter, so the global FSC is unchanged). Without this, the strong
     low-frequency signal leaks through the window into the high shells and the local FSC
-    reads too good; a sharpened map's amplified corners would swamp every shell."""
+    reads too good; a sharpened map's amplified corners would swamp every shell.
+    ``separate``: each input by its own spectrum (a map and a model map: different scales)."""
     f1 = sfft.rfftn(h1, workers=WORKERS)
     f2 = sfft.rfftn(h2, workers=WORKERS)
     s2 = frequency_squared(h1.shape, sampling)
     shell = np.rint(np.sqrt(s2) * sampling * min(h1.shape)).astype(np.int64).ravel()
     count = np.bincount(shell)
     full = count > 0
-    power = np.bincount(shell, np.abs(0.5 * (f1 + f2)).ravel() ** 2)[full] / count[full]
     centres = np.bincount(shell, s2.ravel())[full] / count[full]
-    # log-amplitude linear in s² between shell centres: exact for any B-factor difference
-    log_amp = 0.5 * np.interp(s2, centres, np.log(power + 1e-30))
-    floor = np.log(1e-6) + float(np.median(log_amp))  # only empty (zero-power) shells
-    gain = np.exp(-np.maximum(log_amp, floor)).astype(np.float32)
-    return tuple(sfft.irfftn(f * gain, s=h1.shape, workers=WORKERS).astype(np.float32)
-                 for f in (f1, f2))
+
+    def gain(f):
+        power = np.bincount(shell, np.abs(f).ravel() ** 2)[full] / count[full]
+        # log-amplitude linear in s² between shell centres: exact for any B-factor difference
+        log_amp = 0.5 * np.interp(s2, centres, np.log(power + 1e-30))
+        floor = np.log(1e-6) + float(np.median(log_amp))  # only empty (zero-power) shells
+        return np.exp(-np.maximum(log_amp, floor)).astype(np.float32)
+
+    gains = (gain(f1), gain(f2)) if separate else (gain(0.5 * (f1 + f2)),) * 2
+    return tuple(sfft.irfftn(f * g, s=h1.shape, workers=WORKERS).astype(np.float32)
+                 for f, g in zip((f1, f2), gains))
 
 
 def auto_box(resolution: float, sampling: float, shape, factor: float = BOX_FACTOR) -> int:
@@ -190,14 +208,20 @@ def _box_fsc(b1: np.ndarray, b2: np.ndarray, win: np.ndarray, win_ft: np.ndarray
 def local_fsc(h1: np.ndarray, h2: np.ndarray, sampling: float, mask: np.ndarray,
               box: float | None = None, step: int | None = None,
               threshold: float = HALF_MAP_THRESHOLD, whiten: bool = True,
-              progress: bool = False) -> LocalFSCResult:
-    """Local FSC resolution map of two half maps (Å, 0 outside ``mask``).
+              progress: bool = False, reference: str = "half maps") -> LocalFSCResult:
+    """Local FSC resolution map of two half maps (Å, 0 outside ``mask``); with
+    ``reference="model"``, of a map (``h1``) and its model's density (``h2``).
 
-    ``box``: box edge in Å (default BOX_FACTOR × global FSC-0.143 resolution, ≥ MIN_BOX
-    voxels); ``step``: voxels between box centres (default box/STEP_DIVISOR, at least 1)."""
+    ``box``: box edge in Å (default BOX_FACTOR × global resolution: half-map FSC 0.143, or
+    map–model FSC 0.5, ≥ MIN_BOX voxels); ``step``: voxels between box centres (default
+    box/STEP_DIVISOR, at least 1)."""
     t0 = time.perf_counter()
+    if reference not in REFERENCES:
+        raise InputError(f"reference must be one of {REFERENCES}, got {reference!r}")
+    model = reference == "model"
     if h1.shape != h2.shape:
-        raise InputError(f"half maps differ in shape: {h1.shape} vs {h2.shape}")
+        raise InputError(f"{'map and model map' if model else 'half maps'} differ in shape: "
+                         f"{h1.shape} vs {h2.shape}")
     if mask.shape != h1.shape:
         raise InputError(f"mask shape {mask.shape} differs from the half maps' {h1.shape}")
     if not 0.0 < threshold < 1.0:
@@ -207,10 +231,12 @@ def local_fsc(h1: np.ndarray, h2: np.ndarray, sampling: float, mask: np.ndarray,
         raise InputError("mask is empty")
     h1 = np.asarray(h1, np.float32)
     h2 = np.asarray(h2, np.float32)
-    glob = global_resolution(h1, h2, sampling, mask)
+    glob_threshold = MODEL_THRESHOLD if model else 0.143
+    glob = global_resolution(h1, h2, sampling, mask, glob_threshold)
     if box is None:
         n = auto_box(glob, sampling, h1.shape)
-        log.info("global FSC(0.143) %.2f Å -> box %d voxels (%.1f Å)", glob, n, n * sampling)
+        log.info("global FSC(%g) %.2f Å -> box %d voxels (%.1f Å)", glob_threshold, glob, n,
+                 n * sampling)
     else:
         if not box > 0:
             raise InputError(f"box must be positive (Å), got {box}")
@@ -224,7 +250,7 @@ def local_fsc(h1: np.ndarray, h2: np.ndarray, sampling: float, mask: np.ndarray,
     if step < 1:
         raise InputError(f"step must be ≥ 1 voxel, got {step}")
     if whiten:
-        h1, h2 = prewhiten(h1, h2, sampling)
+        h1, h2 = prewhiten(h1, h2, sampling, separate=model)
     t_setup = time.perf_counter()
 
     m, needed = coarse_centres(mask, step)
@@ -259,16 +285,20 @@ def local_fsc(h1: np.ndarray, h2: np.ndarray, sampling: float, mask: np.ndarray,
     timings = {"setup_s": t_setup - t0, "boxes_s": t_boxes - t_setup,
                "interpolate_s": t_end - t_boxes, "total_s": t_end - t0}
     log.info("local FSC: %d boxes of %d³ (step %d) in %.1f s", cz.size, n, step, t_end - t0)
-    warns = _warnings(res[mask], glob, n, sampling)
+    warns = _warnings(res[mask], glob, n, sampling, model)
     for w in warns:
         log.warning(w)
     return LocalFSCResult(res, mask, float(sampling), n, step, float(threshold), glob,
-                          int(cz.size), timings, warns)
+                          int(cz.size), timings, warns, reference)
 
 
-def _warnings(inside: np.ndarray, glob: float, n: int, sampling: float) -> list[str]:
+def _warnings(inside: np.ndarray, glob: float, n: int, sampling: float,
+              model: bool = False) -> list[str]:
     out = []
-    if glob <= 2.05 * sampling:
+    if glob <= 2.05 * sampling and model:
+        out.append(f"map and model agree up to Nyquist ({2 * sampling:.2f} Å): was the map "
+                   "computed from the model?")
+    elif glob <= 2.05 * sampling:
         out.append(f"the half maps agree up to Nyquist ({2 * sampling:.2f} Å): are they "
                    "independent half maps? (local FSC can only say 'at least Nyquist')")
     for bound, word in ((n * sampling, "box size"), (2 * sampling, "Nyquist")):
@@ -292,41 +322,64 @@ def read_halves(half1: str, half2: str):
     return v1, v2
 
 
-def run(half1: str, half2: str, out_path: str, mask_path: str | None = None,
-        box: float | None = None, step: int | None = None,
-        threshold: float = HALF_MAP_THRESHOLD, progress: bool = False) -> LocalFSCResult:
-    """Read two half maps (+ mask, else an automatic one written as OUT_mask.mrc), compute
-    the local FSC and write OUT.mrc (grid of half map 1) and OUT.json (stats, settings)."""
+def run(half1: str, half2: str | None, out_path: str, mask_path: str | None = None,
+        box: float | None = None, step: int | None = None, threshold: float | None = None,
+        progress: bool = False, atoms: str | None = None) -> LocalFSCResult:
+    """Read two half maps, or a map (``half1``) and its fitted model (``atoms``), + mask (else
+    an automatic one written as OUT_mask.mrc), compute the local FSC and write OUT.mrc (grid
+    of the first map) and OUT.json (stats, settings, ``reference``)."""
     from .masks import auto_mask
 
-    v1, v2 = read_halves(half1, half2)
+    if (half2 is None) == (atoms is None):
+        raise InputError("give either a second half map or --atoms MODEL (a model fitted to "
+                         "the map), not " + ("both" if atoms else "neither"))
+    if atoms:
+        from .sharpening import load_model, model_reference
+
+        v1 = read_volume(half1, "map")
+        reference = model_reference(load_model(atoms, v1), v1)
+    else:
+        v1, v2 = read_halves(half1, half2)
+        reference = v2.data
     if mask_path:
         mask = read_mask(mask_path, v1)
     else:
-        mask = auto_mask(0.5 * (v1.data + v2.data), v1.sampling)
-    result = local_fsc(v1.data, v2.data, v1.sampling, mask, box, step, threshold,
-                       progress=progress)
+        mask = auto_mask(v1.data if atoms else 0.5 * (v1.data + reference), v1.sampling)
+    if threshold is None:
+        threshold = MODEL_THRESHOLD if atoms else HALF_MAP_THRESHOLD
+    result = local_fsc(v1.data, reference, v1.sampling, mask, box, step, threshold,
+                       progress=progress, reference="model" if atoms else "half maps")
     paths = output_paths(out_path)
+    inputs = ({"map": half1, "atomic_model": atoms} if atoms else
+              {"half1": half1, "half2": half2})
     with OutputSet():  # all or nothing: no half-written result set
         write_volume(paths["map"], v1, result.resolution)
         if not mask_path:
             write_volume(paths["mask"], v1, mask.astype(np.float32))
-        _write_summary(paths, half1, half2, mask_path, v1, result)
+        _write_summary(paths, inputs, mask_path, v1, result)
     return result
 
 
-def _write_summary(paths, half1, half2, mask_path, v1, result) -> None:
+def _write_summary(paths, inputs, mask_path, v1, result) -> None:
     from . import report
 
+    model = result.reference == "model"
+    glob = {"global_fsc_threshold": MODEL_THRESHOLD if model else 0.143,
+            "global_fsc_A": result.global_resolution}
+    if not model:
+        glob["global_fsc_0143_A"] = result.global_resolution
     summary = {
-        "half1": os.path.abspath(half1), "half2": os.path.abspath(half2),
+        **{k: os.path.abspath(v) for k, v in inputs.items()}, "reference": result.reference,
         "mask": os.path.abspath(mask_path) if mask_path else os.path.abspath(paths["mask"]),
         "output": os.path.abspath(paths["map"]), "sampling": v1.sampling,
         "shape_zyx": list(v1.shape), "origin_xyz": list(v1.origin),
-        "method": "local FSC (soft-windowed boxes, prewhitened)",
-        "threshold": result.threshold, "box_voxels": result.box,
-        "box_A": result.box_angstrom, "step_voxels": result.step, "n_boxes": result.n_boxes,
-        "global_fsc_0143_A": result.global_resolution,
+        "method": "local FSC (soft-windowed boxes, prewhitened)" + (
+            " of the map against its model's density (B = 0, to Nyquist)" if model else ""),
+        "threshold": result.threshold,
+        "half_map_equivalent_threshold": (half_map_equivalent(result.threshold) if model
+                                          else result.threshold),
+        "box_voxels": result.box, "box_A": result.box_angstrom, "step_voxels": result.step,
+        "n_boxes": result.n_boxes, **glob,
         "stats": report.stats(result.resolution[result.mask]),
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "warnings": result.warnings}

@@ -4,9 +4,11 @@ An SNR-based local resolution from half maps (local FSC, computed once) cannot s
 sharpening; DeepRes, which reads the detail a map shows, can. For each B of the sweep the map
 is sharpened (exp(−B s²/4)), DeepRes is run and its percentiles recorded. The recommended B is
 where DeepRes's 20th percentile (sharpened) meets the local FSC's 20th percentile: sharper than
-that claims detail the half maps do not support. With an atomic model, the model–map
-correlation per B (model simulated on the map's grid, low-passed at the median local FSC
-resolution, CC inside the mask) is a second, independent view."""
+that claims detail the half maps do not support. Without half maps, the reference is the local
+FSC of the map against its fitted atomic model's density (noise-free, to Nyquist; threshold
+0.5 = the half-map 0.143 criterion). With an atomic model, the model–map correlation per B
+(model simulated on the map's grid, low-passed at the median local FSC resolution, CC inside
+the mask) is a second, independent view."""
 from __future__ import annotations
 
 import logging
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 PERCENTILES = (5, 20, 50, 80, 95)
 DEFAULT_RANGE = "-300:0:20"
 MAX_STEPS = 200
+#: B-factor (Å²) given to every atom of a model map: refined B-factors would put the model's own
+#: idea of local disorder into the reference; a uniform B only scales Fourier shells (no FSC
+#: change), so the simplest, sharpest choice is 0 (the simulator removes its anti-alias blur)
+MODEL_B = 0.0
 
 
 @dataclass
@@ -44,6 +50,7 @@ class SweepResult:
     threshold: float = 0.5
     timings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    reference: str = "half maps"  # what the local FSC compares: "half maps" or "model"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,10 +84,10 @@ def parse_range(text: str) -> list[float]:
     return [round(float(v), 6) for v in values]
 
 
-def crossing(bfactors, deepres_p20, reference: float):
+def crossing(bfactors, deepres_p20, reference: float, source: str = "the half maps"):
     """Where DeepRes's 20th percentile meets ``reference`` going from the least sharpened B
     towards the most sharpened one (linear in B). Returns (recommended B or None, met,
-    B of closest approach, message)."""
+    B of closest approach, message); ``source`` names the reference in the message."""
     b = np.asarray(bfactors, np.float64)
     d = np.asarray(deepres_p20, np.float64) - reference
     order = np.argsort(-b)  # least sharpened first
@@ -90,7 +97,7 @@ def crossing(bfactors, deepres_p20, reference: float):
         return None, False, best, (
             f"DeepRes 20 % ({reference + d[0]:.2f} Å) is already at or below the local-FSC "
             f"20 % ({reference:.2f} Å) at B = {b[0]:g} Å²: no sharpening within the range is "
-            "supported by the half maps (the map may already be sharpened)")
+            f"supported by {source} (the map may already be sharpened)")
     below = np.nonzero(d <= 0)[0]
     if below.size == 0:
         return None, False, best, (
@@ -100,14 +107,16 @@ def crossing(bfactors, deepres_p20, reference: float):
     rec = float(b[i - 1] + d[i - 1] / (d[i - 1] - d[i]) * (b[i] - b[i - 1]))
     return rec, True, rec, (
         f"DeepRes 20 % meets the local-FSC 20 % ({reference:.2f} Å) at B = {rec:.1f} Å²; "
-        "sharper than that shows detail the half maps do not support")
+        f"sharper than that shows detail {source} do{'es' * (source == 'the model')} not "
+        "support")
 
 
-def model_map(st, vol: Volume, resolution: float) -> np.ndarray:
-    """Density of a gemmi structure on ``vol``'s grid (voxel size, origin/nstart as ChimeraX
-    reads them), low-passed at ``resolution`` Å. Atoms outside the box are left out."""
+def model_density(st, vol: Volume) -> np.ndarray:
+    """Unfiltered density (1, z, y, x) of a gemmi structure on ``vol``'s grid (voxel size,
+    origin/nstart as ChimeraX reads them), every atom at B = :data:`MODEL_B`. Atoms outside
+    the box are left out; fewer than half inside: InputError."""
     from .report import grid_origin
-    from .simulate import atom_densities, atom_table, filter_groups
+    from .simulate import atom_densities, atom_table
 
     pos, _, _ = atom_table(st)
     box = pos - np.asarray(grid_origin(vol))
@@ -117,9 +126,31 @@ def model_map(st, vol: Volume, resolution: float) -> np.ndarray:
         raise InputError(f"only {100 * inside.mean():.0f} % of the model's atoms lie inside the "
                          "map: is the model fitted to this map (same origin)?")
     groups = np.where(inside, 0, 1)  # group 1 (outside) is never rendered
-    dens = atom_densities(st, box, groups, 1, vol.shape, vol.sampling)
-    res = max(float(resolution), 2.0 * vol.sampling)
-    return filter_groups(dens, vol.sampling, [res])
+    return atom_densities(st, box, groups, 1, vol.shape, vol.sampling, MODEL_B)
+
+
+def model_map(st, vol: Volume, resolution: float, density: np.ndarray | None = None):
+    """:func:`model_density` low-passed at ``resolution`` Å (at least Nyquist)."""
+    from .simulate import filter_groups
+
+    dens = model_density(st, vol) if density is None else density
+    return filter_groups(dens, vol.sampling, [max(float(resolution), 2.0 * vol.sampling)])
+
+
+def model_reference(st, vol: Volume, density: np.ndarray | None = None) -> np.ndarray:
+    """The model's density out to Nyquist (B = 0): the noise-free reference of a map-vs-model
+    local FSC, finer than any map on this grid, so the FSC falls where the *map* does."""
+    return model_map(st, vol, 2.0 * vol.sampling, density)
+
+
+def load_model(path: str, vol: Volume):
+    """Read an atomic model for a map-vs-model reference, refusing one that does not sit in
+    ``vol`` (residues.py's check: most atoms in the box and in density); no H, no waters."""
+    from . import residues
+    from .simulate import load_structure
+
+    residues.load(path, vol)
+    return load_structure(path)
 
 
 def correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
@@ -144,35 +175,49 @@ def percentiles(values: np.ndarray) -> dict:
     return {f"p{p}": float(v) for p, v in zip(PERCENTILES, np.percentile(values, PERCENTILES))}
 
 
-def sweep(vol: Volume, half1: np.ndarray, half2: np.ndarray, mask: np.ndarray, bfactors,
+def sweep(vol: Volume, half1: np.ndarray | None, half2: np.ndarray | None, mask: np.ndarray,
+          bfactors,
           model: str = "auto", structure=None, box: float | None = None,
           threshold: float = 0.5, lowpass: float | None = None,
           callback=None) -> tuple[SweepResult, dict]:
     """Run the B sweep; ``callback(i, b, row)`` after each B.
 
-    Every B is applied together with a low-pass at ``lowpass`` Å (default: the global
-    half-map FSC-0.143 resolution; 0 = none), as relion_postprocess does: a B-factor alone
-    would amplify the noise out to the box corners. Returns the result and the arrays worth
-    saving: ``localfsc`` (its resolution map) and, at ``best_b``, ``sharpened`` (the map) and
-    ``deepres`` (DeepRes of the sharpened map)."""
+    Without half maps (None, None) the reference is the local FSC of the map against
+    ``structure``'s density (:func:`model_reference`; ``threshold`` then applies to map vs
+    model). Every B is applied together with a low-pass at ``lowpass`` Å (default: the global
+    half-map FSC-0.143 or map–model FSC-0.5 resolution; 0 = none), as relion_postprocess does:
+    a B-factor alone would amplify the noise out to the box corners. Returns the result and
+    the arrays worth saving: ``localfsc`` (its resolution map) and, at ``best_b``,
+    ``sharpened`` (the map) and ``deepres`` (DeepRes of the sharpened map)."""
     from .estimate import estimate
     from .localfsc import local_fsc
 
     t0 = time.perf_counter()
     mask = np.asarray(mask, bool)
+    by_model = half1 is None and half2 is None
+    if by_model and structure is None:
+        raise InputError("without half maps an atomic model is needed (model-based local FSC)")
     for name, h in (("half map 1", half1), ("half map 2", half2)):
-        if h.shape != vol.shape:
+        if h is None and not by_model:
+            raise InputError(f"{name} is missing: give both half maps or neither")
+        if h is not None and h.shape != vol.shape:
             raise InputError(f"{name} has shape {h.shape} but the map has {vol.shape}")
     bfactors = sorted((float(b) for b in bfactors), reverse=True)  # least sharpened first
-    lf = local_fsc(half1, half2, vol.sampling, mask, box=box, threshold=threshold)
+    density = model_density(structure, vol) if structure is not None else None
+    t_model = time.perf_counter()
+    if by_model:
+        lf = local_fsc(vol.data, model_reference(structure, vol, density), vol.sampling, mask,
+                       box=box, threshold=threshold, reference="model")
+    else:
+        lf = local_fsc(half1, half2, vol.sampling, mask, box=box, threshold=threshold)
     lf_stats = percentiles(lf.resolution[mask])
     model_res = float(np.median(lf.resolution[mask]))
     if lowpass is None:
         lowpass = lf.global_resolution
     lowpass = float(lowpass) if lowpass and lowpass > 2.0 * vol.sampling else None
     t_lf = time.perf_counter()
-    reference = model_map(structure, vol, model_res) if structure is not None else None
-    t_model = time.perf_counter()
+    reference = (model_map(structure, vol, model_res, density) if structure is not None
+                 else None)
     rows = {f"p{p}": [] for p in PERCENTILES}
     ccs = [] if reference is not None else None
     warnings, used = list(lf.warnings), model
@@ -194,13 +239,15 @@ def sweep(vol: Volume, half1: np.ndarray, half2: np.ndarray, mask: np.ndarray, b
         if callback is not None:
             callback(i, b, row)
     t_sweep = time.perf_counter()
-    rec, met, best, message = crossing(bfactors, rows["p20"], lf_stats["p20"])
+    rec, met, best, message = crossing(bfactors, rows["p20"], lf_stats["p20"],
+                                       "the model" if by_model else "the half maps")
     sharpened = sharpen(vol.data, vol.sampling, best, lowpass)
     best_res = estimate(vol.like(sharpened), mask, model).resolution
-    timings = {"localfsc_s": t_lf - t0, "model_map_s": t_model - t_lf,
-               "sweep_s": t_sweep - t_model, "total_s": time.perf_counter() - t0}
+    timings = {"model_map_s": t_model - t0, "localfsc_s": t_lf - t_model,
+               "sweep_s": t_sweep - t_lf, "total_s": time.perf_counter() - t0}
     result = SweepResult(bfactors, rows, lf_stats, rec, met, message, best, used, lowpass,
-                         model_res, ccs, lf.box_angstrom, threshold, timings, warnings)
+                         model_res, ccs, lf.box_angstrom, threshold, timings, warnings,
+                         lf.reference)
     return result, {"localfsc": lf.resolution, "sharpened": sharpened, "deepres": best_res}
 
 
@@ -221,7 +268,7 @@ def table_csv(result: SweepResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_png(result: SweepResult, path: str) -> str:
+def plot_png(result: SweepResult, path: str, title: str | None = None) -> str:
     """DeepRes percentiles vs B, the local-FSC 20 % line, the recommended B and the CC."""
     from .report import _figure, _save
 
@@ -235,13 +282,15 @@ def plot_png(result: SweepResult, path: str) -> str:
     ax.plot(b, d["p20"], color="#1f3f6e", lw=2.2, ls="-", marker="o", ms=3,
             label="DeepRes 20 %")
     ax.axhline(result.localfsc["p20"], color="#c0392b", ls="--", lw=2,
-               label=f"local FSC 20 % ({result.localfsc['p20']:.2f} Å, unsharpened)")
+               label=f"local FSC 20 % ({result.localfsc['p20']:.2f} Å, unsharpened"
+               + (", map vs model)" if result.reference == "model" else ", half maps)"))
     if result.met:
         ax.axvline(result.recommended_b, color="#27ae60", lw=2,
                    label=f"recommended B {result.recommended_b:.0f} Å²")
     ax.set_xlabel("B-factor applied (Å²; negative = sharpening)")
     ax.set_ylabel("Resolution (Å)")
-    ax.set_title("Oversharpening check" + ("" if result.met else " (curves do not meet)"))
+    ax.set_title((title or "Oversharpening check")
+                 + ("" if result.met else " (curves do not meet)"))
     handles, labels = ax.get_legend_handles_labels()
     if result.cc is not None:
         ax2 = ax.twinx()
@@ -254,31 +303,39 @@ def plot_png(result: SweepResult, path: str) -> str:
     return _save(fig, path)
 
 
-def run(map_path: str, half1: str, half2: str, out_dir: str, mask_path: str | None = None,
-        structure_path: str | None = None, b_range: str = DEFAULT_RANGE, model: str = "auto",
-        box: float | None = None, threshold: float = 0.5, lowpass: float | None = None,
-        callback=None) -> SweepResult:
+def run(map_path: str, half1: str | None, half2: str | None, out_dir: str,
+        mask_path: str | None = None, structure_path: str | None = None,
+        b_range: str = DEFAULT_RANGE, model: str = "auto", box: float | None = None,
+        threshold: float = 0.5, lowpass: float | None = None, callback=None) -> SweepResult:
     """Read inputs, run :func:`sweep` and write into ``out_dir``: sharpening.csv/.json/.png,
     localfsc.mrc, sharpened.mrc and deepres.mrc (at ``best_b``) on the map's grid, and
-    mask.mrc when the mask was made automatically."""
+    mask.mrc when the mask was made automatically. No half maps: the reference is the local
+    FSC of the map against ``structure_path`` (required then)."""
     import json
     import os
 
     from .localfsc import read_halves
     from .masks import auto_mask
-    from .simulate import load_structure
     from .volume import OutputSet, atomic_write_text, read_mask, read_volume, write_volume
 
     bfactors = parse_range(b_range)
+    if (half1 is None) != (half2 is None):
+        raise InputError("give both half maps (--half1 and --half2) or neither")
+    if half1 is None and not structure_path:
+        raise InputError("give the half maps (--half1, --half2) or an atomic model fitted to "
+                         "the map (--atoms) for a model-based local FSC")
     vol = read_volume(map_path, "map")
-    h1, h2 = read_halves(half1, half2)
-    if h1.shape != vol.shape or abs(h1.sampling - vol.sampling) > 1e-3 * vol.sampling:
-        raise InputError(f"half maps ({h1.shape}, {h1.sampling:.4f} Å/px) and map "
-                         f"({vol.shape}, {vol.sampling:.4f} Å/px) are not on one grid")
+    halves = (None, None)
+    if half1 is not None:
+        h1, h2 = read_halves(half1, half2)
+        if h1.shape != vol.shape or abs(h1.sampling - vol.sampling) > 1e-3 * vol.sampling:
+            raise InputError(f"half maps ({h1.shape}, {h1.sampling:.4f} Å/px) and map "
+                             f"({vol.shape}, {vol.sampling:.4f} Å/px) are not on one grid")
+        halves = (h1.data, h2.data)
     mask = read_mask(mask_path, vol) if mask_path else auto_mask(vol.data, vol.sampling)
-    st = load_structure(structure_path) if structure_path else None
-    result, arrays = sweep(vol, h1.data, h2.data, mask, bfactors, model, st, box, threshold,
-                           lowpass, callback)
+    st = load_model(structure_path, vol) if structure_path else None
+    result, arrays = sweep(vol, *halves, mask, bfactors, model, st, box, threshold, lowpass,
+                           callback)
     paths = {k: os.path.join(out_dir, v) for k, v in FILES.items()}
     with OutputSet():  # all or nothing
         for key in ("localfsc", "sharpened", "deepres"):
@@ -287,8 +344,9 @@ def run(map_path: str, half1: str, half2: str, out_dir: str, mask_path: str | No
             write_volume(paths["mask"], vol, mask.astype(np.float32))
         atomic_write_text(paths["csv"], table_csv(result))
         plot_png(result, paths["plot"])
-        summary = {"map": os.path.abspath(map_path), "half1": os.path.abspath(half1),
-                   "half2": os.path.abspath(half2),
+        summary = {"map": os.path.abspath(map_path),
+                   "half1": os.path.abspath(half1) if half1 else None,
+                   "half2": os.path.abspath(half2) if half2 else None,
                    "mask": os.path.abspath(mask_path or paths["mask"]),
                    "atomic_model": os.path.abspath(structure_path) if structure_path else None,
                    "sampling": vol.sampling, "b_range": b_range,

@@ -282,9 +282,11 @@ def atomic_write_text(path: str, text: str) -> str:
 
 
 def output_paths(out_path: str) -> dict:
-    """Files written next to an output map: OUT.mrc, OUT.json and OUT_mask.mrc (auto mask)."""
+    """Files written next to an output map: OUT.mrc, OUT.json, OUT_mask.mrc (auto mask),
+    OUT_spread.mrc and OUT_ood.mrc (--uncertainty)."""
     stem = out_path[:-4] if out_path.lower().endswith((".mrc", ".map")) else out_path
-    return {"map": out_path, "json": stem + ".json", "mask": stem + "_mask.mrc"}
+    return {"map": out_path, "json": stem + ".json", "mask": stem + "_mask.mrc",
+            "spread": stem + "_spread.mrc", "ood": stem + "_ood.mrc"}
 
 
 def read_mask(path: str, reference: Volume) -> np.ndarray:

@@ -16,7 +16,8 @@ import signal
 import sys
 
 #: commands in the order ``deepres --help`` lists them (module names in this package)
-COMMANDS = ["estimate", "train", "calibrate", "info", "simulate", "demo", "localfsc", "sharpening"]
+COMMANDS = ["estimate", "summary", "train", "calibrate", "info", "simulate", "demo", "localfsc",
+            "sharpening"]
 
 EXIT_ERROR = 2
 

@@ -71,9 +71,10 @@ class ProtDeepResBase(EMProtocol):
     # --------------------------- STEPS ---------------------------------------
     def _setDevices(self):
         """Expose only the chosen GPUs (or none) to TensorFlow, before it is imported (inside
-        the step: never at insert time)."""
-        os.environ["CUDA_VISIBLE_DEVICES"] = (",".join(map(str, self.getGpuList()))
-                                              if self.useGpu.get() else "-1")
+        the step: never at insert time). Process-wide: parallel steps share them; a GPU listed
+        twice (two step slots on it) is exposed once."""
+        gpus = dict.fromkeys(map(str, self.getGpuList()))
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus) if self.useGpu.get() else "-1"
 
     def _modelArg(self):
         """'auto' / 'standard' / 'high' / 'coarse' or the trained model's base path (a str:

@@ -1,5 +1,5 @@
-"""ProtDeepResSharpening: map + half maps (+ atomic model) → B-factor sweep, DeepRes vs local
-FSC, recommended B and the map sharpened with it."""
+"""ProtDeepResSharpening: map + half maps and/or atomic model → B-factor sweep, DeepRes vs local
+FSC (of the half maps, or of the map vs the model), recommended B and the map sharpened with it."""
 import json
 import os
 
@@ -11,7 +11,7 @@ from pyworkflow import BETA
 from .. import constants as C
 from .base import ProtDeepResBase, clean_path, mrc_header, object_path, read_card
 
-HALVES_FROM_MAP, HALVES_FROM_VOLUMES = 0, 1
+HALVES_FROM_MAP, HALVES_FROM_VOLUMES, HALVES_NONE = 0, 1, 2
 
 
 class ProtDeepResSharpening(ProtDeepResBase):
@@ -20,8 +20,10 @@ class ProtDeepResSharpening(ProtDeepResBase):
     FSC (an SNR-based reference that sharpening cannot change) is computed once. The
     recommended B is where DeepRes's 20th percentile meets the local FSC's 20th percentile:
     sharper than that shows detail that the half maps do not support. With an atomic model,
-    the model–map correlation per B is added. Output: the map sharpened with the recommended
-    B (on the input grid), the local-FSC map, and a table/plot in extra/."""
+    the model–map correlation per B is added; without half maps, the local FSC of the map
+    against the model's density (threshold 0.5 = half-map 0.143) is the reference. Output:
+    the map sharpened with the recommended B (on the input grid), the local-FSC map, and a
+    table/plot in extra/."""
 
     _label = "sharpening check"
     _devStatus = BETA
@@ -33,10 +35,12 @@ class ProtDeepResSharpening(ProtDeepResBase):
                       label="Map", important=True,
                       help="Full, unsharpened map (the average of the two half maps).")
         form.addParam("halvesFrom", params.EnumParam, default=HALVES_FROM_MAP,
-                      choices=["from the map", "two volumes"],
+                      choices=["from the map", "two volumes", "none (atomic model)"],
                       display=params.EnumParam.DISPLAY_HLIST, label="Half maps",
                       help="from the map: the half maps attached to the map (e.g. imported "
-                           "with 'Set half maps'). two volumes: choose them below.")
+                           "with 'Set half maps'); if it has none, the atomic model is the "
+                           "reference. two volumes: choose them below. none: the local FSC of "
+                           "the map against the atomic model is the reference.")
         form.addParam("half1", params.PointerParam, pointerClass="Volume", allowsNull=True,
                       condition="halvesFrom == %d" % HALVES_FROM_VOLUMES, label="Half map 1",
                       help="First independent half map (same box and voxel size as the map).")
@@ -48,9 +52,12 @@ class ProtDeepResSharpening(ProtDeepResBase):
                       help="Binary mask of the molecule, same box as the map; empty: an "
                            "automatic mask.")
         form.addParam("inputStructure", params.PointerParam, pointerClass="AtomStruct",
-                      allowsNull=True, label="Atomic model (optional)",
-                      help="A model fitted to the map: its simulated density (low-passed at "
-                           "the median local FSC) is correlated with each sharpened map.")
+                      allowsNull=True, label="Atomic model (needed without half maps)",
+                      help="A model fitted to the map (in its frame: the origin set at "
+                           "import): its simulated density (low-passed at the median local FSC) "
+                           "is correlated with each sharpened map. Without half maps it is the "
+                           "reference: local FSC of the map vs the model's density (to "
+                           "Nyquist, every atom at B = 0).")
         form.addParam("bRange", params.StringParam, default="-300:0:20",
                       label="B-factors (Å²)",
                       help="START:STOP:STEP (STOP included) or a list such as -100,-60,0. "
@@ -67,7 +74,9 @@ class ProtDeepResSharpening(ProtDeepResBase):
                       help="0: 7 × the global FSC resolution (at least 16 voxels).")
         form.addParam("threshold", params.FloatParam, default=0.5,
                       expertLevel=params.LEVEL_ADVANCED, label="Local-FSC threshold",
-                      help="0.5 is the usual choice for half maps; 0.143 reads better values.")
+                      help="0.5 is the usual choice for half maps (0.143 reads better "
+                           "values); against an atomic model 0.5 is the half-map 0.143 "
+                           "criterion (the model is noise-free).")
         self._defineGpuParams(form)
 
     # --------------------------- STEPS ---------------------------------------
@@ -82,17 +91,26 @@ class ProtDeepResSharpening(ProtDeepResBase):
 
     def sweepStep(self, mapPath, sampling, half1, half2, maskPath, structPath, bRange, model):
         from ..backend import sharpening
+        from ..backend.volume import InputError
 
         self._setDevices()
-        paths = [self._withSampling(p, sampling, name, what) for p, name, what in
-                 ((mapPath, C.INPUT_MAP, "map"), (half1, C.INPUT_HALF.format(1), "half map 1"),
-                  (half2, C.INPUT_HALF.format(2), "half map 2"),
-                  (maskPath, C.INPUT_MASK, "mask"))]
+        origin = self._inputGrid()[1] if structPath else None  # the model is in Scipion's frame
+        paths = [self._withSampling(p, sampling, name, what, o) for p, name, what, o in
+                 ((mapPath, C.INPUT_MAP, "map", origin),
+                  (half1, C.INPUT_HALF.format(1), "half map 1", None),
+                  (half2, C.INPUT_HALF.format(2), "half map 2", None),
+                  (maskPath, C.INPUT_MASK, "mask", None))]
         lowpass = self.lowpass.get()
-        res = sharpening.run(paths[0], paths[1], paths[2], self._getExtraPath(),
-                             paths[3] or None, structPath or None, bRange, model,
-                             self.box.get() or None, self.threshold.get(),
-                             None if lowpass is None or lowpass < 0 else lowpass)
+        try:
+            res = sharpening.run(paths[0], paths[1] or None, paths[2] or None,
+                                 self._getExtraPath(), paths[3] or None, structPath or None,
+                                 bRange, model, self.box.get() or None, self.threshold.get(),
+                                 None if lowpass is None or lowpass < 0 else lowpass)
+        except InputError as exc:
+            if structPath and "in the map's frame" in str(exc):
+                raise InputError(f"{exc} In Scipion the map's frame is its origin as set at "
+                                 "import ('Set origin of coordinates').") from None
+            raise
         self.info(res.message)
         for w in sorted(set(res.warnings)):
             self.warning(w)
@@ -130,9 +148,12 @@ class ProtDeepResSharpening(ProtDeepResBase):
         if hdr is None:
             return errors + [f"Cannot read the map {vol.getFileName()} as MRC."]
         h1, h2 = self._halfPaths()
-        if not (h1 and h2):
-            errors.append("The map has no half maps: import it with 'Set half maps' or choose "
-                          "'two volumes' and give both half maps.")
+        if bool(h1) != bool(h2):
+            errors.append("Only one half map given: give both, or none and an atomic model.")
+        elif not h1 and self.inputStructure.get() is None:
+            errors.append("The map has no half maps: import it with 'Set half maps', choose "
+                          "'two volumes' and give both half maps, or give an atomic model "
+                          "fitted to the map (model-based local FSC).")
         for name, path in (("Half map 1", h1), ("Half map 2", h2),
                            ("Mask", clean_path(self.mask.get().getFileName())
                             if self.mask.get() is not None else "")):
@@ -153,16 +174,21 @@ class ProtDeepResSharpening(ProtDeepResBase):
         return errors
 
     def _warnings(self):
+        out = []
         if self.mask.get() is None:
-            return ["No mask given: an automatic mask is computed (extra/mask.mrc)."]
-        return []
+            out.append("No mask given: an automatic mask is computed (extra/mask.mrc).")
+        if not any(self._halfPaths()) and self.inputStructure.get() is not None:
+            out.append("No half maps: the reference is the local FSC of the map against the "
+                       "atomic model.")
+        return out
 
     def _summary(self):
         if not self.hasAttribute("outputVolume"):
             return ["Sweep not finished yet."]
         d = self.getResult()
+        vs = ", map vs atomic model" if d.get("reference") == "model" else ""
         lines = [d.get("message", "") + ".",
-                 f"Local FSC ({d.get('threshold', 0.5):g}) 20th percentile "
+                 f"Local FSC ({d.get('threshold', 0.5):g}{vs}) 20th percentile "
                  f"{d['localfsc']['p20']:.2f} Å, median {d['localfsc']['p50']:.2f} Å "
                  f"({d.get('localfsc_box', 0):.0f} Å boxes).",
                  f"Output map sharpened with B = {d['best_b']:.1f} Å²"
@@ -177,10 +203,11 @@ class ProtDeepResSharpening(ProtDeepResBase):
         if not self.hasAttribute("outputVolume"):
             return []
         d = self.getResult()
+        ref = "the map vs the atomic model" if d.get("reference") == "model" else "the half maps"
         return [f"The map {self.inputVolume.get().getNameId()} was sharpened with B-factors "
                 f"{d['b_range']} Å² and its local resolution measured with DeepRes "
                 f"[RamirezAportela2019] (model {os.path.basename(str(d['model']))}); the "
-                f"20th percentile was compared with that of a half-map local FSC "
+                f"20th percentile was compared with that of a local FSC of {ref} "
                 f"(threshold {d['threshold']:g}): {d['message']}."]
 
     def _citations(self):
@@ -199,7 +226,9 @@ class ProtDeepResSharpening(ProtDeepResBase):
 
     def _halfPaths(self):
         """Absolute paths of the two half maps ('' where missing)."""
-        if self.halvesFrom.get() == HALVES_FROM_VOLUMES:
+        if self.halvesFrom.get() == HALVES_NONE:
+            paths = ["", ""]
+        elif self.halvesFrom.get() == HALVES_FROM_VOLUMES:
             objs = [self.half1.get(), self.half2.get()]
             paths = [clean_path(o.getFileName()) if o is not None else "" for o in objs]
         else:

@@ -11,7 +11,7 @@ VIEW_LOCALFSC_SLICES = "view_localfsc_slices.png"
 
 
 class DeepResSharpeningViewer(DeepResResolutionViewer):
-    """B-factor sweep: DeepRes percentiles per B against the half-map local FSC, the
+    """B-factor sweep: DeepRes percentiles per B against the local FSC, the
     recommended B, the model–map CC, and coloured slices at the recommended B."""
 
     _label = "DeepRes sharpening viewer"
@@ -33,7 +33,8 @@ class DeepResSharpeningViewer(DeepResResolutionViewer):
                            "resolution coloured inside the mask.")
         form.addParam("displayLocalFSCSlices", params.LabelParam,
                       label="Show local-FSC slices",
-                      help="The same slices coloured by the half-map local FSC.")
+                      help="The same slices coloured by the local FSC (of the half maps, "
+                           "or of the map vs the atomic model).")
         self._defineColourScale(form)
 
     def _getVisualizeDict(self):
@@ -59,8 +60,10 @@ class DeepResSharpeningViewer(DeepResResolutionViewer):
         from ..backend import report
         from ..backend.volume import InputError, read_volume
 
-        title = ("DeepRes of the map sharpened with B = %.1f Å²" % self.protocol.getResult()
-                 .get("best_b", 0.0) if which == "deepres" else "Local FSC of the half maps")
+        d = self.protocol.getResult()
+        ref = "the map vs the atomic model" if d.get("reference") == "model" else "the half maps"
+        title = ("DeepRes of the map sharpened with B = %.1f Å²" % d.get("best_b", 0.0)
+                 if which == "deepres" else f"Local FSC of {ref}")
         name = VIEW_DEEPRES_SLICES if which == "deepres" else VIEW_LOCALFSC_SLICES
         lo, hi = self._range()
         try:

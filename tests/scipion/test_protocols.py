@@ -186,6 +186,9 @@ class TestEstimateShipped(BaseTest):
         median = self.est.getStats()["median"]
         self.assertLess(abs(median - 5.0), 0.5, median)
         self.assertFalse(self.est.hasAttribute("outputMask"))
+        # a single map: the outputs of old (no set output, serial steps by default)
+        self.assertFalse(self.est.isSet() or self.est.hasAttribute("outputResolutions"))
+        self.assertEqual(self.est.numberOfThreads.get(), 1)
 
     def test_grid_sampling_origin(self):
         out = self.est.outputResolution
@@ -197,3 +200,30 @@ class TestEstimateShipped(BaseTest):
         self.assertAlmostEqual(s, 1.0, places=5)
         for name in (C.ESTIMATE_HISTOGRAM, C.ESTIMATE_SLICES, C.ESTIMATE_CHIMERAX):
             self.assertTrue(os.path.getsize(self.est._getExtraPath(name)) > 100, name)
+
+    def test_uncertainty_outputs(self):
+        """'Estimate the uncertainty?' → outputSpread (Å, on the input grid and origin, > 0
+        exactly inside the mask) and outputOutOfDistribution; 9 copies are refused."""
+        too_many = self.newProtocol(ProtDeepResEstimate, inputVolume=self.vol, mask=self.mask,
+                                    uncertainty=True, ttaCopies=9)
+        self.assertIn("2 to 8 copies", " ".join(too_many.validate()))
+        est = self.newProtocol(ProtDeepResEstimate, inputVolume=self.vol, mask=self.mask,
+                               uncertainty=True, ttaCopies=2)
+        self.launchProtocol(est)
+        spread, s, _ = H.read_mrc(est.outputSpread.getFileName())
+        mask, _, _ = H.read_mrc(self.mask.getFileName())
+        np.testing.assert_array_equal(spread > 0, mask > 0.5)
+        self.assertAlmostEqual(s, 1.0, places=5)
+        np.testing.assert_allclose(H.shifts(est.outputSpread), H.shifts(self.vol))
+        # the spread of a 5 Å map: a fraction of an Å to a few Å, not 0 and not 10
+        median = float(np.median(spread[mask > 0.5]))
+        self.assertTrue(0.2 < median < 3.0, median)
+        ood, _, _ = H.read_mrc(est.outputOutOfDistribution.getFileName())
+        self.assertTrue(set(np.unique(ood)) <= {0.0, 1.0})
+        self.assertFalse(ood[mask <= 0.5].any())
+        self.assertEqual(est._readJson()["uncertainty"]["copies"], 2)
+        self.assertIn("Spread (2 copies", " ".join(est.summary()))
+        # the resolution map is the plain estimate, whatever the copies
+        np.testing.assert_allclose(H.read_mrc(est.outputResolution.getFileName())[0],
+                                   H.read_mrc(self.est.outputResolution.getFileName())[0],
+                                   atol=1e-4)

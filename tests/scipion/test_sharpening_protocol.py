@@ -14,7 +14,7 @@ from pyworkflow.viewer import MessageView, TextView
 import scipion_helpers as H
 from deepres_plugin import constants as C
 from deepres_plugin.protocols import ProtDeepResSharpening, ProtDeepResTrain
-from deepres_plugin.protocols.protocol_sharpening import HALVES_FROM_VOLUMES
+from deepres_plugin.protocols.protocol_sharpening import HALVES_FROM_VOLUMES, HALVES_NONE
 from deepres_plugin.viewers import DeepResSharpeningViewer
 
 
@@ -78,7 +78,8 @@ class TestSharpening(BaseTest):
             np.testing.assert_allclose(H.shifts(out), H.shifts(self.vol), atol=1e-4)
             data, s, origin = H.read_mrc(out.getFileName())
             self.assertEqual(data.shape, self.simulation.map.shape)
-            np.testing.assert_allclose(origin, H.read_mrc(self.vol.getFileName())[2], atol=1e-3)
+            # with an atomic model Scipion's origin wins over the file header (the model's frame)
+            np.testing.assert_allclose(origin, self.ORIGIN, atol=1e-3)
         sharp, _, _ = H.read_mrc(self.prot.outputVolume.getFileName())
         src, _, _ = H.read_mrc(self.vol.getFileName())
         np.testing.assert_allclose(sharp, sharpen(src, 1.0, d["best_b"], d["lowpass"]),
@@ -114,8 +115,9 @@ class TestSharpening(BaseTest):
             return " | ".join(self.newProtocol(ProtDeepResSharpening, **kw).validate())
 
         self.assertIn("has no half maps", errors(inputVolume=plain, **self.model_kw))
-        self.assertIn("has no half maps", errors(inputVolume=plain, halvesFrom=HALVES_FROM_VOLUMES,
-                                                 half1=h1, **self.model_kw))
+        self.assertIn("Only one half map", errors(inputVolume=plain,
+                                                  halvesFrom=HALVES_FROM_VOLUMES, half1=h1,
+                                                  **self.model_kw))
         self.assertIn("step must be > 0", errors(inputVolume=self.vol, bRange="-100:0:0",
                                                  **self.model_kw))
         small, _, _ = H.simulate_map("1a8o", self.getOutputPath("small"), 5.0)
@@ -134,6 +136,41 @@ class TestSharpening(BaseTest):
         self.assertTrue(os.path.isfile(prot._getExtraPath("mask.mrc")))
         ref = self.prot.getResult()["localfsc"]["p50"]
         self.assertLess(abs(d["localfsc"]["p50"] - ref), 1.0)  # auto mask vs given mask
+
+    def test_atomic_model_as_reference_without_half_maps(self):
+        """A map without half maps + its atomic model: the local FSC of the map vs the model is
+        the reference; the outputs keep the input grid; a map imported without the model's
+        origin is refused with the Scipion hint."""
+        plain = H.import_volume(self, self.vol.getFileName(), 1.0, origin=self.ORIGIN)
+
+        def protocol(**kw):
+            return self.newProtocol(ProtDeepResSharpening, mask=self.mask, **self.model_kw, **kw)
+
+        self.assertIn("or give an atomic model", " | ".join(protocol(inputVolume=plain)
+                                                             .validate()))
+        both = protocol(inputVolume=self.vol, inputStructure=self.pdb, halvesFrom=HALVES_NONE)
+        self.assertEqual(both._halfPaths(), ["", ""])
+        prot = protocol(inputVolume=plain, inputStructure=self.pdb, bRange="-50,0")
+        self.assertEqual(prot.validate(), [])
+        self.assertIn("against the atomic model", " ".join(prot.warnings()))
+        self.launchProtocol(prot)
+        d = prot.getResult()
+        self.assertEqual(d["reference"], "model")
+        self.assertIsNone(d["half1"])
+        self.assertEqual(d["bfactors"], [0.0, -50.0])
+        self.assertTrue(2.5 < d["localfsc"]["p50"] < 4.5)
+        self.assertIn("map vs atomic model", " ".join(prot.summary()))
+        self.assertIn("the map vs the atomic model", " ".join(prot.methods()))
+        for out in (prot.outputVolume, prot.outputLocalFSC):
+            np.testing.assert_allclose(H.shifts(out), H.shifts(plain), atol=1e-4)
+        lf, _, _ = H.read_mrc(prot.outputLocalFSC.getFileName())
+        mask, _, _ = H.read_mrc(self.mask.getFileName())
+        self.assertAlmostEqual(float(np.median(lf[mask > 0.5])), d["localfsc"]["p50"], places=3)
+        centred = H.import_volume(self, self.vol.getFileName(), 1.0)  # Scipion centres the box
+        bad = protocol(inputVolume=centred, inputStructure=self.pdb, bRange="0")
+        with self.assertRaises(Exception):
+            self.launchProtocol(bad)
+        self.assertIn("origin as set at import", bad.getErrorMessage())
 
     def test_viewer_actions(self):
         import matplotlib.image as mpimg
