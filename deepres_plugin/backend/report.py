@@ -171,17 +171,20 @@ def _slice_plan(mask, axis, index, grid):
 def slices_png(map_data: np.ndarray, res_data: np.ndarray, mask: np.ndarray, path: str,
                axis: str = "z", index=None, grid: bool = False, vmin: float | None = None,
                vmax: float | None = None, cmap: str = DEFAULT_CMAP,
-               title: str | None = None, where: Volume | None = None) -> str:
+               title: str | None = None, where: Volume | None = None,
+               label: str = "Resolution (Å)") -> str:
     """Write :func:`slices_figure` as a PNG; returns ``path``."""
     return _save(slices_figure(map_data, res_data, mask, axis, index, grid, vmin, vmax, cmap,
-                               title, where), path)
+                               title, where, label), path)
 
 
 def slices_figure(map_data: np.ndarray, res_data: np.ndarray, mask: np.ndarray,
                   axis: str = "z", index=None, grid: bool = False, vmin: float | None = None,
                   vmax: float | None = None, cmap: str = DEFAULT_CMAP,
-                  title: str | None = None, where: Volume | None = None):
-    """Map slices in grey with the resolution (Å) coloured inside the mask and a colour bar.
+                  title: str | None = None, where: Volume | None = None,
+                  label: str = "Resolution (Å)"):
+    """Map slices in grey with the resolution (Å) coloured inside the mask and a colour bar
+    (``label``: its title, for another per-voxel map such as the spread).
 
     Default: 3 orthogonal slices through the mask's centre; ``index``: that one slice along
     ``axis``; ``grid``: a 2×2 grid of 4 slices along ``axis`` spread over the mask (or the 4
@@ -224,7 +227,7 @@ def slices_figure(map_data: np.ndarray, res_data: np.ndarray, mask: np.ndarray,
             ax.set_title(f"{a} = {first['xyz'.index(a)] + i * where.sampling:.1f} Å (voxel {i})")
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(image, ax=axes, label="Resolution (Å)", shrink=0.85)
+    fig.colorbar(image, ax=axes, label=label, shrink=0.85)
     if title:
         fig.suptitle(title)
     return fig

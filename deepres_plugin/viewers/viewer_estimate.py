@@ -3,6 +3,7 @@ ChimeraX. Every action writes its file under the run's extra/ (fixed names in co
 with backend/report, then shows it. A run on a set of maps: the summary table, and the same
 views of one map chosen by id (files with the map's volNNN_ prefix)."""
 import json
+import os
 
 import pyworkflow.protocol.params as params
 from pwem.viewers import ChimeraView
@@ -58,6 +59,12 @@ class DeepResEstimateViewer(ResidueViews, DeepResResolutionViewer):
         group.addParam("displayOrthoSlices", params.LabelParam,
                        label="Show 3 orthogonal slices",
                        help="x, y and z slices through the centre of the mask.")
+        group = form.addGroup("Uncertainty")
+        group.addParam("displaySpread", params.LabelParam,
+                       label="Show the spread (3 orthogonal slices)",
+                       help="Runs with 'Estimate the uncertainty?': the ±1 spread in Å "
+                            "(outputSpread) coloured inside the mask over the map, through the "
+                            "centre of the mask; its own colour range.")
         group = form.addGroup("ChimeraX")
         group.addParam("displayChimera", params.LabelParam,
                        label="Show surface coloured by resolution in ChimeraX",
@@ -74,6 +81,7 @@ class DeepResEstimateViewer(ResidueViews, DeepResResolutionViewer):
                 "displaySlices": self._showSlices,
                 "displayOneSlice": self._showOneSlice,
                 "displayOrthoSlices": self._showOrthoSlices,
+                "displaySpread": self._showSpread,
                 "displayChimera": self._showChimera, **self._residueActions()}
 
     # --------------------------- ACTIONS -------------------------------------
@@ -115,6 +123,24 @@ class DeepResEstimateViewer(ResidueViews, DeepResResolutionViewer):
 
     def _showOrthoSlices(self, paramName=None):
         return self._slices(C.VIEW_SLICES.format(axis="xyz"), ortho=True)
+
+    def _showSpread(self, paramName=None):
+        from ..backend import report
+        from ..backend.volume import read_volume
+
+        def show():
+            path = self._extra(C.ESTIMATE_SPREAD)
+            if not os.path.isfile(path):
+                return [self.errorMessage("This run did not estimate the uncertainty: run it "
+                                          "with 'Estimate the uncertainty?' = Yes.",
+                                          "DeepRes viewer")]
+            vol, spread = scipion_volume(self._chosen()[0]), read_volume(path, "spread map")
+            return [png_view(report.slices_png(
+                vol.data, spread.data, spread.data > 0, self._extra(C.VIEW_SPREAD),
+                cmap=self._cmap(), where=vol, label="Spread, ±1 (Å)",
+                title=f"DeepRes spread ({self.protocol.getRunName()})"), "Spread")]
+
+        return self._guard(show)
 
     def _showChimera(self, paramName=None):
         from ..backend import report

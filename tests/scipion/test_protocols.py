@@ -6,10 +6,12 @@ import os
 import numpy as np
 import pytest
 from pyworkflow.tests import BaseTest, setupTestProject
+from pyworkflow.viewer import MessageView
 
 import scipion_helpers as H
 from deepres_plugin import constants as C
 from deepres_plugin.protocols import ProtDeepResEstimate, ProtDeepResSimulate, ProtDeepResTrain
+from deepres_plugin.viewers import DeepResEstimateViewer
 
 
 class TestSimulate(BaseTest):
@@ -223,6 +225,17 @@ class TestEstimateShipped(BaseTest):
         self.assertFalse(ood[mask <= 0.5].any())
         self.assertEqual(est._readJson()["uncertainty"]["copies"], 2)
         self.assertIn("Spread (2 copies", " ".join(est.summary()))
+        # the viewer shows it (its own PNG); a run without uncertainty says what to do
+        for prot in (est, self.est):
+            v = DeepResEstimateViewer(project=self.proj, protocol=prot)
+            v.setProtocol(prot)
+            views = v._getVisualizeDict()["displaySpread"]()
+            if prot is est:
+                self.assertGreater(os.path.getsize(est._getExtraPath(C.VIEW_SPREAD)), 10_000)
+                self.assertNotIsInstance(views[0], MessageView)
+            else:
+                self.assertIsInstance(views[0], MessageView)
+                self.assertIn("Estimate the uncertainty?", views[0].getMessage())
         # the resolution map is the plain estimate, whatever the copies
         np.testing.assert_allclose(H.read_mrc(est.outputResolution.getFileName())[0],
                                    H.read_mrc(self.est.outputResolution.getFileName())[0],
