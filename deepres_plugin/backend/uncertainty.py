@@ -36,6 +36,7 @@ DEFAULT_COPIES = 4
 # the map itself. Each mixes transposes and flips so that few copies already differ a lot.
 COPIES = (((0, 1, 2), ()), ((0, 1, 2), (0, 1, 2)), ((2, 1, 0), ()), ((1, 2, 0), (1,)),
           ((0, 2, 1), (0,)), ((2, 0, 1), (2,)), ((1, 0, 2), (0, 2)), ((2, 1, 0), (0, 1)))
+MAX_COPIES = len(COPIES)
 STATS = ("zeros", "mean_over_rms", "sharpness")
 PERCENTILES = (0.1, 99.9)  # of the training boxes' statistics: the range taken as seen
 SLAB = 48  # planes per slab of the box statistics (memory: a few slabs, not the whole grid)
@@ -60,14 +61,14 @@ class Uncertainty:
 
 
 def check_copies(k, allow_zero: bool = False) -> int:
-    """K copies for the spread: 2 … len(COPIES) (0 = no uncertainty when ``allow_zero``); with
+    """K copies for the spread: 2 … MAX_COPIES (0 = no uncertainty when ``allow_zero``); with
     K > 0 the reference must load (checked before any model does)."""
     if k == 0 and allow_zero:
         return k
-    if isinstance(k, int) and 2 <= k <= len(COPIES):
+    if isinstance(k, int) and 2 <= k <= MAX_COPIES:
         reference()
         return k
-    raise InputError(f"--tta {k}: the spread needs 2 to {len(COPIES)} copies of the map")
+    raise InputError(f"--tta {k}: the spread needs 2 to {MAX_COPIES} copies of the map")
 
 
 def reference(path: str = REFERENCE) -> dict:

@@ -11,10 +11,9 @@ from pyworkflow import BETA
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 
 from .. import constants as C
-from ..backend.uncertainty import COPIES as _UNC_TABLE, DEFAULT_COPIES as UNC_COPIES
+from ..backend.uncertainty import DEFAULT_COPIES, MAX_COPIES
 from .base import ProtDeepResBase, clean_path, mrc_header, object_path, read_card
 
-UNC_MAX = len(_UNC_TABLE)
 SET_PREFIX = "vol{:03d}_"  # extra/ prefix of a set's map with this id: vol003_resolution.mrc
 THREADS_HELP = ("Scipion threads: 1 is the main process; N runs N-1 maps of a set at once, in "
                 "one process (one TensorFlow; each model loaded once). With 'Use GPU' on, "
@@ -83,11 +82,11 @@ class ProtDeepResEstimate(ProtDeepResBase):
                            "clamped or unlike the training data (out of distribution). Takes "
                            "about as many times as long as there are copies. A set: "
                            "extra/volNNN_resolution_spread.mrc and _ood.mrc.")
-        form.addParam("ttaCopies", params.IntParam, default=UNC_COPIES, condition="uncertainty",
-                      validators=[params.Range(2, UNC_MAX, "2 to %d copies" % UNC_MAX)],
+        form.addParam("ttaCopies", params.IntParam, default=DEFAULT_COPIES, condition="uncertainty",
+                      validators=[params.Range(2, MAX_COPIES, "2 to %d copies" % MAX_COPIES)],
                       expertLevel=params.LEVEL_ADVANCED, label="Copies of the map",
                       help="Copies for the spread (the map itself included), 2 to %d; the "
-                           "spread's scale was fitted for each number of copies." % UNC_MAX)
+                           "spread's scale was fitted for each number of copies." % MAX_COPIES)
         self._defineGpuParams(form)
         form.addParallelSection(threads=1, mpi=0)
         form.getParam("numberOfThreads").help.set(THREADS_HELP)
