@@ -202,17 +202,25 @@ def _done_row(job, out_dir, request):
     return row
 
 
-def _fill(row: dict, result, summary: dict) -> None:
+def run_seconds(timings: dict) -> float:
+    """A map's run time from its JSON timings: the estimate's ``total_s`` (which holds its
+    resampling, inference … steps) plus the steps outside it."""
+    return float(sum(timings.get(k, 0.0) for k in ("read_s", "total_s", "uncertainty_s",
+                                                    "write_s")))
+
+
+def measured(summary: dict, inside) -> dict:
+    """The measured columns of a map's row from its result JSON (OUT.json) and its resolution
+    values inside the mask (for the fraction at the clamp ends)."""
     import numpy as np
 
-    inside = result.resolution[result.mask]
-    lo, hi = result.clamp
+    lo, hi = summary["clamp"]
     at_clamp = np.isclose(inside, lo, atol=1e-3) | np.isclose(inside, hi, atol=1e-3)
-    st = result.stats
-    row.update(sampling=summary["sampling"], median=st["median"], p5=st["p5"], p25=st["p25"],
-               p75=st["p75"], p95=st["p95"], clamp_fraction=float(np.mean(at_clamp)),
-               model=result.model, models=dict(result.voxels), n_voxels=st["n_voxels"],
-               warnings=len(summary.get("warnings", [])))
+    st = summary["stats"]
+    return dict(sampling=summary["sampling"], median=st["median"], p5=st["p5"], p25=st["p25"],
+                p75=st["p75"], p95=st["p95"], clamp_fraction=float(np.mean(at_clamp)),
+                model=summary["model"], models=summary.get("models") or {},
+                n_voxels=st["n_voxels"], warnings=len(summary.get("warnings", [])))
 
 
 def run_one(job: Job, out_dir: str, options: dict, force: bool = False, progress: bool = False,
@@ -239,8 +247,8 @@ def run_one(job: Job, out_dir: str, options: dict, force: bool = False, progress
                               pics["slices"], pics["chimerax"], progress=progress,
                               calibrate=options["calibrate"], cmap=options["cmap"], ready=ready,
                               **(extra or {}))
-        summary = _load_json(output_paths(out)["json"]) or {}
-        _fill(row, result, summary)
+        row.update(measured(_load_json(output_paths(out)["json"]) or {},
+                            result.resolution[result.mask]))
         row.update(status="ok", seconds=time.perf_counter() - t0)
         files = [os.path.relpath(f, folder) for f in result.files]
         atomic_write_text(os.path.join(folder, RECORD), json.dumps(

@@ -201,20 +201,14 @@ class ProtDeepResEstimate(ProtDeepResBase):
 
     def _summaryRow(self, index, prefix, path, d):
         """A row of backend/batch.py's summary table from a map's resolution JSON."""
+        from ..backend.batch import measured, run_seconds
         from ..backend.volume import read_volume
 
         res = read_volume(d["output"], "resolution map").data
-        inside = res[res > 0]
-        lo, hi = d["clamp"]
-        at_clamp = (abs(inside - lo) <= 1e-3) | (abs(inside - hi) <= 1e-3)
-        s = d["stats"]
         return dict(index=index, map=path, name=prefix.rstrip("_"), status="ok",
-                    sampling=d["sampling"], median=s["median"], p5=s["p5"], p25=s["p25"],
-                    p75=s["p75"], p95=s["p95"], clamp_fraction=float(at_clamp.mean()),
-                    model=d["model"], models=d.get("models") or {}, n_voxels=s["n_voxels"],
-                    seconds=sum(d.get("timings", {}).values()),
-                    warnings=len(d.get("warnings", [])), mask=d["mask"], output=d["output"],
-                    error="")
+                    **measured(d, res[res > 0]),
+                    seconds=run_seconds(d.get("timings", {})), mask=d["mask"],
+                    output=d["output"], error="")
 
     # --------------------------- INFO ----------------------------------------
     def _validate(self):

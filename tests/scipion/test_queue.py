@@ -98,6 +98,9 @@ def check_outputs(test, est, inputs):
         row = rows[SET_PREFIX.format(objId).rstrip("_")]
         test.assertEqual((row["status"], row["map"]), ("ok", sources[objId]))
         test.assertAlmostEqual(row["median"], median, places=3)
+        # run time: the estimate's total + reading + writing (its inner steps counted once)
+        t = est._readJson(SET_PREFIX.format(objId))["timings"]
+        test.assertAlmostEqual(row["seconds"], t["total_s"] + t["read_s"] + t["write_s"], 3)
     test.assertLess(meds["a_map.mrc"] + 1.0, meds["b_map.mrc"])  # 4 Å reads better
     csv = open(est._getExtraPath("summary.csv")).read().splitlines()
     test.assertEqual(len(csv), 3)
