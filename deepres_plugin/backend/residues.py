@@ -87,8 +87,12 @@ def load(path: str, vol: Volume, out_path: str | None = None) -> Residues:
     return res
 
 
+class PlacementError(InputError):
+    """The atomic model does not sit in the map (another map, or another frame)."""
+
+
 def _check_placement(res: Residues, vol: Volume) -> None:
-    """InputError when most atoms lie outside the box or in near-zero density."""
+    """PlacementError when most atoms lie outside the box or in near-zero density."""
     from scipy import ndimage
 
     from .report import grid_origin
@@ -100,13 +104,13 @@ def _check_placement(res: Residues, vol: Volume) -> None:
     hint = ("is it fitted to this map, in the map's frame (origin/nstart as ChimeraX "
             "reads them)?")
     if inside.mean() < MIN_IN_BOX:
-        raise InputError(f"atomic model {res.path}: only {100 * inside.mean():.0f} % of its "
+        raise PlacementError(f"atomic model {res.path}: only {100 * inside.mean():.0f} % of its "
                          f"atoms lie inside the map's box; {hint}")
     dens = ndimage.map_coordinates(vol.data, ijk[inside][:, ::-1].T, order=1)
     level = float(vol.data.mean() + vol.data.std())
     frac = float(np.mean(dens > level))
     if frac < MIN_IN_DENSITY:
-        raise InputError(f"atomic model {res.path}: only {100 * frac:.0f} % of its atoms inside "
+        raise PlacementError(f"atomic model {res.path}: only {100 * frac:.0f} % of its atoms inside "
                          f"the box sit in density (above the map's mean + 1 SD); {hint}")
 
 

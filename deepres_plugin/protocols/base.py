@@ -4,6 +4,7 @@ header, output volumes with the input's sampling and origin) and light file help
 protocol imports another; all import this module. Light: no TensorFlow (backend modules are
 imported inside the methods that need them)."""
 import os
+from contextlib import contextmanager
 
 import pyworkflow.protocol.params as params
 from pwem.objects import Transform, Volume
@@ -40,6 +41,19 @@ def read_card(name_or_path):
     from ..backend.registry import card_data  # numpy only, no TensorFlow
 
     return card_data(name_or_path)
+
+
+@contextmanager
+def scipion_frame():
+    """Say where Scipion puts a map's frame when an atomic model is refused for not sitting
+    in the map (backend.residues.PlacementError)."""
+    from ..backend.residues import PlacementError
+
+    try:
+        yield
+    except PlacementError as exc:
+        raise PlacementError(f"{exc} In Scipion the map's frame is its origin as set at import "
+                             "('Set origin of coordinates').") from None
 
 
 def make_origin(shifts) -> Transform:

@@ -12,7 +12,8 @@ from pyworkflow.protocol.constants import STEPS_PARALLEL
 
 from .. import constants as C
 from ..backend.uncertainty import DEFAULT_COPIES, MAX_COPIES
-from .base import ProtDeepResBase, clean_path, mrc_header, object_path, read_card
+from .base import (ProtDeepResBase, clean_path, mrc_header, object_path, read_card,
+                   scipion_frame)
 
 SET_PREFIX = "vol{:03d}_"  # extra/ prefix of a set's map with this id: vol003_resolution.mrc
 THREADS_HELP = ("Scipion threads: 1 is the main process; N runs N-1 maps of a set at once, in "
@@ -113,25 +114,19 @@ class ProtDeepResEstimate(ProtDeepResBase):
                      atomsPath="", prefix=""):
         """One map → extra/<prefix>resolution.mrc … (``prefix`` '' for a single map)."""
         from ..backend import estimate
-        from ..backend.volume import InputError
 
         self._setDevices()
         mapPath = self._withSampling(mapPath, sampling, prefix + C.INPUT_MAP, "map",
                                      self._inputGrid()[1] if atomsPath else None)
         maskPath = self._withSampling(maskPath, sampling, prefix + C.INPUT_MASK, "mask")
         extra = lambda name: self._getExtraPath(prefix + name)  # noqa: E731
-        try:
+        with scipion_frame():
             res = estimate.run(mapPath, extra(C.ESTIMATE_MAP), mask_path=maskPath or None,
                                model=model, histogram=extra(C.ESTIMATE_HISTOGRAM),
                                slices=extra(C.ESTIMATE_SLICES),
                                chimerax=extra(C.ESTIMATE_CHIMERAX), progress=False,
                                calibrate=calibrate, atoms=atomsPath or None,
                                uncertainty=copies)
-        except InputError as exc:
-            if atomsPath and "in the map's frame" in str(exc):
-                raise InputError(f"{exc} In Scipion the map's frame is its origin as set at "
-                                 "import ('Set origin of coordinates').") from None
-            raise
         s, who = res.stats, (f"map {prefix.rstrip('_')} ({os.path.basename(mapPath)}): "
                              if prefix else "")
         self.info("%smodel %s: median %.2f Å, 5-95%% %.2f-%.2f Å over %d voxels"

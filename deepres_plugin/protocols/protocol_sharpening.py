@@ -9,7 +9,8 @@ from pwem.objects import Volume
 from pyworkflow import BETA
 
 from .. import constants as C
-from .base import ProtDeepResBase, clean_path, mrc_header, object_path, read_card
+from .base import (ProtDeepResBase, clean_path, mrc_header, object_path, read_card,
+                   scipion_frame)
 
 HALVES_FROM_MAP, HALVES_FROM_VOLUMES, HALVES_NONE = 0, 1, 2
 
@@ -91,7 +92,6 @@ class ProtDeepResSharpening(ProtDeepResBase):
 
     def sweepStep(self, mapPath, sampling, half1, half2, maskPath, structPath, bRange, model):
         from ..backend import sharpening
-        from ..backend.volume import InputError
 
         self._setDevices()
         origin = self._inputGrid()[1] if structPath else None  # the model is in Scipion's frame
@@ -101,16 +101,11 @@ class ProtDeepResSharpening(ProtDeepResBase):
                   (half2, C.INPUT_HALF.format(2), "half map 2", None),
                   (maskPath, C.INPUT_MASK, "mask", None))]
         lowpass = self.lowpass.get()
-        try:
+        with scipion_frame():
             res = sharpening.run(paths[0], paths[1] or None, paths[2] or None,
                                  self._getExtraPath(), paths[3] or None, structPath or None,
                                  bRange, model, self.box.get() or None, self.threshold.get(),
                                  None if lowpass is None or lowpass < 0 else lowpass)
-        except InputError as exc:
-            if structPath and "in the map's frame" in str(exc):
-                raise InputError(f"{exc} In Scipion the map's frame is its origin as set at "
-                                 "import ('Set origin of coordinates').") from None
-            raise
         self.info(res.message)
         for w in sorted(set(res.warnings)):
             self.warning(w)
