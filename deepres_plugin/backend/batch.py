@@ -214,11 +214,13 @@ def measured(summary: dict, inside) -> dict:
     values inside the mask (for the fraction at the clamp ends)."""
     import numpy as np
 
+    from .report import at_clamp
+
     lo, hi = summary["clamp"]
-    at_clamp = np.isclose(inside, lo, atol=1e-3) | np.isclose(inside, hi, atol=1e-3)
+    at_ends = at_clamp(inside, lo) | at_clamp(inside, hi)
     st = summary["stats"]
     return dict(sampling=summary["sampling"], median=st["median"], p5=st["p5"], p25=st["p25"],
-                p75=st["p75"], p95=st["p95"], clamp_fraction=float(np.mean(at_clamp)),
+                p75=st["p75"], p95=st["p95"], clamp_fraction=float(np.mean(at_ends)),
                 model=summary["model"], models=summary.get("models") or {},
                 n_voxels=st["n_voxels"], warnings=len(summary.get("warnings", [])))
 

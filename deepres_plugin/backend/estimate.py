@@ -20,6 +20,7 @@ from . import filters, models, registry
 from .calibration import nsr
 from .masks import SOLVENT_MARGIN, solvent_noise
 from .progress import say
+from .report import at_clamp
 from .volume import (InputError, OutputSet, Volume, atomic_write_text, output_paths,
                      read_mask, read_volume, write_volume)
 
@@ -202,14 +203,14 @@ def _ramp(x, lo, hi):
 
 
 def _floor_fraction(result) -> float:
-    return float(np.mean(np.isclose(result.resolution[result.mask], result.clamp[0], atol=1e-3)))
+    return float(np.mean(at_clamp(result.resolution[result.mask], result.clamp[0])))
 
 
 def _clamp_warnings(inside, lo, hi, who: str, where: str) -> list:
     """Warnings for more than CLAMP_WARN_FRACTION of the voxels at either clamp end."""
     out = []
     for bound, word in ((lo, "best"), (hi, "worst")):
-        frac = float(np.mean(np.isclose(inside, bound, atol=1e-3)))
+        frac = float(np.mean(at_clamp(inside, bound)))
         if frac > CLAMP_WARN_FRACTION:
             out.append(f"{100 * frac:.0f} % of masked voxels sit at the {word} value {who} can "
                        f"give ({bound:.2f} Å): the map may lie outside {where}")

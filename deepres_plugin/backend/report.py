@@ -20,6 +20,11 @@ NO_VALUE_FROM = 100.0  # Å: sampled values from here up are grey (outside the m
 NO_VALUE_COLOUR = "#b4b4b4"
 
 
+def at_clamp(values: np.ndarray, bound: float) -> np.ndarray:
+    """Which ``values`` sit at a clamp end ``bound`` (Å): within 1e-3 Å of it."""
+    return np.isclose(values, bound, atol=1e-3)
+
+
 def stats(values: np.ndarray) -> dict:
     """Median, mean, SD, min, max, percentiles and count of ``values`` (JSON-safe numbers)."""
     v = np.asarray(values, np.float64).ravel()
@@ -119,7 +124,7 @@ def histogram_figure(values: np.ndarray, bin_width: float = 0.25, title: str | N
         patch.set_facecolor(cm(norm(left + 0.5 * bin_width)))
     ax.axvline(med, color="#c0392b", linewidth=2, label=f"median {med:.2f} Å")
     for bound, word, why in zip(clamp or (), ("floor", "ceiling"), clamp_why):
-        at = np.isclose(v, bound, atol=1e-3)
+        at = at_clamp(v, bound)
         if at.any():
             k = min(int((bound - lo) // bin_width), nbins - 1)
             patches[k].set_hatch("////")

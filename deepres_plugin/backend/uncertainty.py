@@ -163,12 +163,14 @@ def attach(result, vol: Volume, model: str, calibrate: bool, k: int = DEFAULT_CO
 
 def ood_flags(result, vol: Volume, ref: dict) -> tuple[np.ndarray, dict]:
     """OOD voxels (bool, input grid) and counts per reason."""
+    from .report import at_clamp
+
     mask, res = result.mask, result.resolution
     lo, hi = result.clamp
-    floor = mask & np.isclose(res, lo, atol=1e-3)
+    floor = mask & at_clamp(res, lo)
     nyquist = abs(lo - 2.0 * vol.sampling) < 1e-3
     reasons = {"floor": floor & (not nyquist), "nyquist": floor & nyquist,
-               "ceiling": mask & np.isclose(res, hi, atol=1e-3)}
+               "ceiling": mask & at_clamp(res, hi)}
     box, per_stat, note = box_flags(result, vol, ref)
     reasons["box_statistics"] = box
     flags = np.logical_or.reduce(list(reasons.values()))
